@@ -1,0 +1,1 @@
+"""InvCLR in TensorFlow/Keras 3: contrastive learning with a transformation-invariance penalty."""

@@ -1,0 +1,90 @@
+"""The training input pipeline: every random draw is a function of (seed, epoch, step).
+
+Each element is the randomness of one global batch: the inputs of two views (after the
+transform's non-differentiable ``prepare_view``), α¹, α², the extra α′ for the penalty, the
+per-example non-differentiated choices, and a per-step seed for the penalty's signs. The
+train step applies the differentiable transformation itself, inside its tape.
+"""
+
+import tensorflow as tf
+
+# Salts that keep independent streams apart when folded into a seed.
+STREAM_TRAIN, STREAM_EVAL, STREAM_DATA = 1, 2, 3
+_VIEW1, _VIEW2, _EXTRA, _SIGNS = range(4)
+
+
+def fold(seed, *values):
+    """Folds integers into a length-2 stateless seed (a fresh, independent stream)."""
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.constant(0, tf.int64)])
+    for value in values:
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
+    return seed
+
+
+def random_view(transform, x, seed):
+    """One random view of the batch ``x``: ``(prepared x, α [B, K], aux [B, A])``."""
+    batch_size = tf.shape(x)[0]
+    return (transform.prepare_view(x, fold(seed, 0)),
+            transform.sample_params(fold(seed, 1), [batch_size]),
+            transform.sample_aux(fold(seed, 2), batch_size))
+
+
+def draw_views(transform, x, seed, num_extra=0):
+    """The randomness of one batch ``x`` from a length-2 ``seed``; see the module docstring."""
+    batch_size = tf.shape(x)[0]
+    x1, alpha1, aux1 = random_view(transform, x, fold(seed, _VIEW1))
+    x2, alpha2, aux2 = random_view(transform, x, fold(seed, _VIEW2))
+    batch = {"x1": x1, "x2": x2, "alpha1": alpha1, "alpha2": alpha2, "aux1": aux1, "aux2": aux2,
+             # One seed per step, repeated per example so a strategy splits it like the rest.
+             "sign_seed": tf.tile(fold(seed, _SIGNS)[None], [batch_size, 1])}
+    if num_extra:
+        batch["alpha_extra"] = transform.sample_params(
+            fold(seed, _EXTRA), [batch_size, num_extra])
+    return batch
+
+
+def steps_per_epoch(num_examples, batch_size):
+    """Whole batches per epoch (the last partial batch is dropped, as the authors do)."""
+    if batch_size < 2:
+        raise ValueError(f"train.batch_size must be at least 2 (NT-Xent needs negatives), "
+                         f"got {batch_size}")
+    if num_examples < batch_size:
+        raise ValueError(f"train.batch_size ({batch_size}) exceeds the {num_examples} training "
+                         "examples: lower train.batch_size or raise dataset.train_size")
+    return num_examples // batch_size
+
+
+def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, epochs):
+    """Batches for epochs ``start_epoch .. epochs-1``, identical whenever they are drawn.
+
+    Args:
+      inputs: all training inputs, ``[N, ...]`` (a tensor or array held in memory).
+      transform: a ``DifferentiableTransform``.
+      batch_size: the global batch size.
+      num_extra: extra α′ per example for the penalty (0: none drawn).
+      seed: the run's integer seed.
+      start_epoch, epochs: resume from ``start_epoch``; the result has
+        ``(epochs - start_epoch) * steps_per_epoch`` elements.
+    """
+    inputs = tf.convert_to_tensor(inputs)
+    n = int(inputs.shape[0])
+    spe = steps_per_epoch(n, batch_size)
+    base = fold(seed, STREAM_TRAIN)
+
+    def epoch_batches(epoch):
+        epoch_seed = fold(base, epoch)
+        order = tf.argsort(tf.random.stateless_uniform([n], epoch_seed))
+        order = tf.reshape(order[:spe * batch_size], [spe, batch_size])
+
+        def make(step, indices):
+            return draw_views(transform, tf.gather(inputs, indices), fold(epoch_seed, step),
+                              num_extra)
+
+        steps = tf.data.Dataset.range(spe)
+        return tf.data.Dataset.zip(steps, tf.data.Dataset.from_tensor_slices(order)).map(
+            make, num_parallel_calls=tf.data.AUTOTUNE)
+
+    epochs_ds = tf.data.Dataset.range(start_epoch, epochs)
+    return epochs_ds.flat_map(epoch_batches).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,37 @@
+"""Pretrains InvCLR, then evaluates: ``python -m invcl_tf.train --config=... --workdir=DIR``.
+
+Started again on the same ``--workdir`` it resumes from the last epoch's checkpoint.
+"""
+
+from absl import app, flags
+
+from invcl_tf import cli, evaluation, reporting, training
+from invcl_tf.data import datasets
+
+_CONFIG = cli.define_config_flag()
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+
+
+def main(argv):
+    del argv
+    cli.quiet_logs()
+    if not _WORKDIR.value:
+        cli.fail("invcl-train", "--workdir is required: pass --workdir=DIR for the run's outputs")
+    config = _CONFIG.value
+    try:
+        model = training.train(config, _WORKDIR.value)
+        results = evaluation.evaluate(model.encoder, datasets.load(config), config)
+        paths = reporting.write_results(results, _WORKDIR.value)
+    except cli.USER_ERRORS as err:
+        cli.fail("invcl-train", err)
+    print(reporting.format_table(results))
+    print("wrote " + ", ".join(paths))
+
+
+def run():
+    """Console-script entry point (``invcl-train``)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,76 @@
+"""The layout of a run's directory, and writes that never leave a half-written file."""
+
+import json
+import os
+
+import keras
+
+from invcl_tf import configuration
+
+CONFIG_FILE = "config.json"
+ENCODER_FILE = "encoder.keras"
+CHECKPOINT_DIR = "checkpoints"
+TENSORBOARD_DIR = "tensorboard"
+
+
+class WorkdirError(RuntimeError):
+    """The workdir cannot hold or does not hold the run; the message says what to do."""
+
+
+def atomic_write_text(path, text):
+    """Writes ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_model(model, path):
+    """Saves a Keras model to a ``.keras`` ``path`` through a temporary file and a rename."""
+    tmp = path[:-len(".keras")] + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def prepare(workdir, config):
+    """Creates ``workdir`` and writes ``config.json``, or checks that a stored one matches."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as err:
+        raise WorkdirError(f"--workdir {workdir} is not writable ({err.strerror}); "
+                           "choose a directory you can write to") from err
+    path = os.path.join(workdir, CONFIG_FILE)
+    text = configuration.to_json(config)
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        changed = configuration.differences(stored, json.loads(text))
+        if changed:
+            raise WorkdirError(
+                f"--workdir {workdir} holds a run with a different config (fields: "
+                f"{', '.join(changed)}); use a new --workdir, or the stored config to resume")
+        return
+    atomic_write_text(path, text)
+
+
+def load_config(workdir):
+    """The config stored in ``workdir``."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise WorkdirError(f"--workdir {workdir} holds no {CONFIG_FILE}: train there first "
+                           "with invcl-train --workdir=" + workdir)
+    with open(path) as f:
+        return configuration.from_json(f.read())
+
+
+def load_encoder(workdir):
+    """The trained encoder saved in ``workdir``."""
+    path = os.path.join(workdir, ENCODER_FILE)
+    if not os.path.exists(path):
+        raise WorkdirError(f"--workdir {workdir} holds no trained encoder ({ENCODER_FILE}): "
+                           "finish training there first with invcl-train --workdir=" + workdir)
+    return keras.saving.load_model(path, compile=False)

@@ -1,0 +1,32 @@
+"""invcl-tf: InvCLR (Foster, Pukdee, Rainforth, ICLR 2021) in TensorFlow/Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="invcl-tf",
+    version="0.1.0",
+    description="Transformation-invariant contrastive learning (InvCLR) in TensorFlow/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["invcl_tf", "invcl_tf.*", "configs", "tuning", "tuning.*",
+                                    "benchmarks"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "keras-tuner>=1.4.7,<2",
+        "tensorflow-datasets>=4.9.7,<5",
+        "absl-py>=2.1,<3",
+        "ml-collections>=1.0,<2",
+        "matplotlib>=3.8,<4",
+        "tensorboard>=2.20",
+        "numpy>=1.26",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={
+        "console_scripts": [
+            "invcl-train=invcl_tf.train:run",
+            "invcl-evaluate=invcl_tf.evaluate:run",
+        ],
+    },
+)
