@@ -6,7 +6,7 @@ import sys
 # Before TensorFlow loads: its C++ start-up banners are noise in a CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import configs  # noqa: E402
@@ -25,6 +25,30 @@ def define_config_flag():
         "config", DEFAULT_CONFIG, "Path to an ml_collections config file "
         "(default: the CPU demo); override fields with --config.field=value.",
         lock_config=True)
+
+
+def _one_line(err):
+    text = str(err).replace("\\n", " ").replace("\\", "").replace("'", "")
+    return " ".join(text.split()).strip('"')
+
+
+def flags_parser(program):
+    """An ``app.run`` flags parser that reports a bad flag or config override in one line."""
+
+    def parse(argv):
+        try:
+            args = flags.FLAGS(argv)
+            if "config" in flags.FLAGS:  # a missing config file fails here, not in main
+                flags.FLAGS["config"].value.to_dict()
+        except Exception as err:  # noqa: BLE001 - absl and ml_collections raise many kinds
+            detail = _one_line(err)
+            culprit = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
+                            and a.split("=")[0].rsplit(".", 1)[-1] in detail), None)
+            fail(program, f"{culprit + ': ' if culprit else ''}{detail} (fix the flag; "
+                 "--helpfull lists flags, the config file lists its fields)")
+        return args
+
+    return parse
 
 
 def quiet_logs():

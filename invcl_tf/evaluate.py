@@ -35,7 +35,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``invcl-evaluate``)."""
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("invcl-evaluate"))
 
 
 if __name__ == "__main__":

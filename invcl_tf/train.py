@@ -30,7 +30,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (``invcl-train``)."""
-    app.run(main)
+    app.run(main, flags_parser=cli.flags_parser("invcl-train"))
 
 
 if __name__ == "__main__":

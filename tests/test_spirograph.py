@@ -60,7 +60,8 @@ def test_render_matches_naive_reference():
     for normalize in ("row", "image"):
         got = sp.render(targets, nuisance, normalize=normalize).numpy()
         assert got.shape == (6, 32, 32, 3) and got.dtype == np.float32
-        # Beyond 1e-5 only through float32 phase rounding: t (a − b)/b reaches ~280 rad for small b.
+        # 1e-5 is exceeded only through float32 phase rounding: t (a − b)/b nears 280 rad when
+        # b is small.
         np.testing.assert_allclose(got, naive_render(targets, nuisance, normalize), atol=3e-5)
 
 
@@ -82,11 +83,12 @@ def test_single_gaussian_closed_form_row_normalised():
     np.testing.assert_allclose(image, (g / (g + 1e-8))[:, None] * profile, atol=1e-6)
     live = g > 1e-4
     assert live.sum() >= 10
-    np.testing.assert_allclose(image[live], np.broadcast_to(profile, image[live].shape), atol=1e-4)
-    # By hand: v_20 = 54/31, so i(u, v_20) = exp(−(54² − 6²)/31²) = exp(−2880/961) ≈ 0.04995.
+    np.testing.assert_allclose(image[live], np.tile(profile, (live.sum(), 1)), atol=1e-4)
+    # By hand: v_20 = 54/31, so i(u, v_20) = exp(−(54² − 6²)/31²) = exp(−2880/961)
+    # ≈ 0.04995.
     assert image[16, 20] == pytest.approx(math.exp(-2880.0 / 961.0), abs=1e-6)
     assert image[16, 20] == pytest.approx(0.04995, abs=1e-5)
-    # The point x_0 = (a − b) + h = 2.5 on row axis: column 15/16 (v = ∓V0) hold the row max.
+    # Row 22 is the row nearest x_0 = (a − b) + h = 2.5; columns 15/16 (v = ∓V0) hold its max.
     assert image[22, 15] == pytest.approx(1.0, abs=1e-6)
     assert image[22, 16] == pytest.approx(1.0, abs=1e-6)
 
@@ -96,7 +98,9 @@ def test_row_normalisation_is_not_whole_image_normalisation():
     targets, nuisance = degenerate_params(sigma)
     # Before normalisation row 22 (u = 78/31, nearest to h = 2.5) peaks at exp(−(78/31 − 2.5)²
     # − V0²) ≈ 0.96, row 16 (u = 6/31) at exp(−(6/31 − 2.5)² − V0²) ≈ 0.0047: 200× smaller.
-    peak = lambda u: math.exp(-((u - 2.5) ** 2 + V0**2) / sigma)  # noqa: E731
+    def peak(u):
+        return math.exp(-((u - 2.5) ** 2 + V0**2) / sigma)
+
     assert peak(6 / 31) < peak(78 / 31) / 100
     row_image = sp.render(targets, nuisance, normalize="row").numpy()[0, ..., 0]
     assert row_image[16].max() == pytest.approx(1.0, abs=1e-5)
@@ -251,11 +255,11 @@ def test_render_in_tf_function_with_unknown_batch(jit_compile):
     spec = [tf.TensorSpec([None, 4], tf.float32), tf.TensorSpec([None, 6], tf.float32)]
     fn = tf.function(sp.render, input_signature=spec, jit_compile=jit_compile)
     for n in (5, 2):
-        np.testing.assert_allclose(fn(targets[:n], nuisance[:n]).numpy(), expected[:n], atol=1e-5)
+        np.testing.assert_allclose(fn(targets[:n], nuisance[:n]).numpy(), expected[:n], atol=3e-5)
     unknown_rank = tf.function(
         sp.render, input_signature=[tf.TensorSpec(None, tf.float32)] * 2, jit_compile=jit_compile
     )
-    np.testing.assert_allclose(unknown_rank(targets, nuisance).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(unknown_rank(targets, nuisance).numpy(), expected, atol=3e-5)
 
 
 def test_sampling_and_render_inside_tf_function():
@@ -266,4 +270,6 @@ def test_sampling_and_render_inside_tf_function():
         alpha = transform.sample_params(tf.constant([3, 4]), [tf.shape(x)[0]])
         return transform.apply(x, alpha, None)
 
-    assert views(sp.sample_targets(tf.constant([0, 1]), 9)).shape == (9, 32, 32, 3)
+    x = sp.sample_targets(tf.constant([0, 1]), 9)
+    eager = transform.apply(x, transform.sample_params(tf.constant([3, 4]), [9]), None)
+    np.testing.assert_allclose(views(x).numpy(), eager.numpy(), atol=1e-6)

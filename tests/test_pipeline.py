@@ -1,0 +1,83 @@
+"""The input pipeline: every draw a function of (seed, epoch, step), shapes as the step needs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from invcl_tf.data import datasets, pipeline, spirograph
+
+TRANSFORM = spirograph.SpirographTransform()
+
+
+def _inputs(n=40):
+    return np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+
+
+def _batches(ds):
+    return [{k: v.numpy() for k, v in b.items()} for b in ds]
+
+
+def test_batch_shapes_and_sign_seed_rows():
+    (batch,) = _batches(pipeline.train_dataset(_inputs(8), TRANSFORM, 8, 5, 0, 0, 1))
+    assert batch["x1"].shape == (8, 4) and batch["alpha1"].shape == (8, 6)
+    assert batch["alpha_extra"].shape == (8, 5, 6)
+    assert batch["aux1"].shape == (8, 0)
+    assert batch["sign_seed"].shape == (8, 2)
+    assert (batch["sign_seed"] == batch["sign_seed"][0]).all()
+    for key in ("alpha1", "alpha2"):
+        assert not np.allclose(batch[key], batch["alpha_extra"][:, 0])
+    assert not np.allclose(batch["alpha1"], batch["alpha2"])
+
+
+def test_resumed_epochs_draw_what_an_uninterrupted_run_draws():
+    full = _batches(pipeline.train_dataset(_inputs(), TRANSFORM, 8, 3, 7, 0, 3))
+    resumed = _batches(pipeline.train_dataset(_inputs(), TRANSFORM, 8, 3, 7, 2, 3))
+    assert len(full) == 15 and len(resumed) == 5
+    for a, b in zip(full[10:], resumed):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_each_epoch_is_a_new_permutation_and_seeds_differ():
+    batches = _batches(pipeline.train_dataset(_inputs(), TRANSFORM, 8, 0, 1, 0, 2))
+    epoch0 = np.concatenate([b["x1"][:, 0] for b in batches[:5]])
+    epoch1 = np.concatenate([b["x1"][:, 0] for b in batches[5:]])
+    np.testing.assert_array_equal(np.sort(epoch0), _inputs()[:, 0])
+    np.testing.assert_array_equal(np.sort(epoch1), _inputs()[:, 0])
+    assert not np.array_equal(epoch0, epoch1)
+    seeds = {tuple(b["sign_seed"][0]) for b in batches}
+    assert len(seeds) == len(batches)
+    other = _batches(pipeline.train_dataset(_inputs(), TRANSFORM, 8, 0, 2, 0, 1))
+    assert not np.array_equal(other[0]["alpha1"], batches[0]["alpha1"])
+
+
+def test_alpha_within_nuisance_ranges():
+    (batch,) = _batches(pipeline.train_dataset(_inputs(16), TRANSFORM, 16, 50, 0, 0, 1))
+    lo, hi = np.array(spirograph.NUISANCE_RANGES).T
+    assert (batch["alpha_extra"] >= lo).all() and (batch["alpha_extra"] <= hi).all()
+
+
+def test_steps_per_epoch_drops_the_partial_batch_and_names_bad_sizes():
+    assert pipeline.steps_per_epoch(100, 32) == 3
+    with pytest.raises(ValueError, match="train.batch_size must be at least 2"):
+        pipeline.steps_per_epoch(100, 1)
+    with pytest.raises(ValueError, match="dataset.train_size"):
+        pipeline.steps_per_epoch(10, 32)
+
+
+def test_fold_is_deterministic_and_separates_streams():
+    a = pipeline.fold(3, 1, 2).numpy()
+    np.testing.assert_array_equal(a, pipeline.fold(3, 1, 2).numpy())
+    assert not np.array_equal(a, pipeline.fold(3, 2, 1).numpy())
+    assert not np.array_equal(a, pipeline.fold(4, 1, 2).numpy())
+
+
+def test_spirograph_targets_depend_on_the_seed_only():
+    train, test = datasets.spirograph_targets(0, 100, 20)
+    train2, _ = datasets.spirograph_targets(0, 100, 20)
+    other, _ = datasets.spirograph_targets(1, 100, 20)
+    np.testing.assert_array_equal(train, train2)
+    assert not np.allclose(train, other)
+    assert train.shape == (100, 4) and test.shape == (20, 4)
+    assert not np.allclose(train[:20], test)
+    assert tf.reduce_all(train[:, 0] >= 2.0) and tf.reduce_all(train[:, 0] <= 5.0)

@@ -1,0 +1,104 @@
+"""Training library: resume equivalence, checkpoints, and errors that name the fix."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from configs import spirograph_cpu
+from invcl_tf import configuration, training, workdir
+
+
+def _config(**overrides):
+    config = spirograph_cpu.get_config("tiny")
+    config.eval.every_epochs = 0
+    for dotted, value in overrides.items():
+        section, field = dotted.split("__")
+        setattr(getattr(config, section), field, value)
+    return config
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops the process-equivalent of a crash after ``epochs`` epochs."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def _weights(model):
+    return [np.asarray(w) for w in model.encoder.weights + model.head.weights]
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    config = _config(train__epochs=3)
+    full = training.train(config, str(tmp_path / "full"), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config, str(tmp_path / "resumed"), verbose=0,
+                       extra_callbacks=[_Interrupt(2)])
+    checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
+    assert (checkpoints / "ckpt-2.index").exists() and not (checkpoints / "ckpt-3.index").exists()
+    resumed = training.train(config, str(tmp_path / "resumed"), verbose=0)
+    assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 3 * 8
+    for a, b in zip(_weights(full), _weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert os.path.exists(tmp_path / "resumed" / workdir.ENCODER_FILE)
+
+
+def test_outputs_of_a_run(tmp_path):
+    model = training.train(_config(eval__every_epochs=1), str(tmp_path), verbose=0)
+    stored = json.loads((tmp_path / workdir.CONFIG_FILE).read_text())
+    assert stored["gp"]["weight"] == 0.01 and stored["model"]["arch"] == "resnet_tiny"
+    assert list((tmp_path / workdir.TENSORBOARD_DIR).rglob("events.out.tfevents*"))
+    loaded = workdir.load_encoder(str(tmp_path))
+    x = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded(x), model.encoder(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    class Poison(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                kernel = self.model.encoder.trainable_variables[0]
+                kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    with pytest.raises(training.NonFiniteLossError, match=r"step 9 \(epoch 2\)"):
+        training.train(_config(), str(tmp_path), verbose=0, extra_callbacks=[Poison()])
+    checkpoints = tmp_path / workdir.CHECKPOINT_DIR
+    assert (checkpoints / "ckpt-1.index").exists() and not (checkpoints / "ckpt-2.index").exists()
+    assert not (tmp_path / workdir.ENCODER_FILE).exists()
+
+
+def test_a_workdir_with_another_config_is_refused_and_left_alone(tmp_path):
+    training.train(_config(train__epochs=1), str(tmp_path), verbose=0)
+    before = (tmp_path / workdir.CONFIG_FILE).read_text()
+    with pytest.raises(workdir.WorkdirError, match="different config.*gp.weight"):
+        training.train(_config(train__epochs=1, gp__weight=0.0), str(tmp_path), verbose=0)
+    assert (tmp_path / workdir.CONFIG_FILE).read_text() == before
+    assert (tmp_path / workdir.CHECKPOINT_DIR / "ckpt-1.index").exists()
+
+
+def test_an_unwritable_workdir_is_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(workdir.WorkdirError, match="not writable"):
+        training.train(_config(), str(blocker / "run"), verbose=0)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("gp__weight", -0.1, "gp.weight: must be >= 0"),
+    ("train__batch_size", 1, "train.batch_size: must be at least 2"),
+    ("model__arch", "resnet7", "model.arch: unknown arch 'resnet7'"),
+    ("dataset__name", "mnist", "dataset.name: unknown dataset"),
+    ("eval__num_passes", (0,), "eval.num_passes"),
+])
+def test_bad_config_values_name_the_field(tmp_path, field, value, message):
+    with pytest.raises(configuration.ConfigError, match=message):
+        training.train(_config(**{field: value}), str(tmp_path), verbose=0)
+    assert not os.listdir(tmp_path)
