@@ -14,14 +14,14 @@ def get_config(arg=None):
     """Returns the CPU demo config; ``tiny`` is a seconds-long smoke test (tests use it), any
     other ``arg`` is passed on to configs/spirograph.py."""
     config = spirograph.get_config(None if arg == "tiny" else arg)
-    config.dataset.train_size = 10_000
+    config.dataset.train_size = 8_192
     config.dataset.test_size = 4_000
     config.model.width_multiplier = 0.25
-    config.train.batch_size = 256
-    config.train.epochs = 8
-    config.train.warmup_epochs = 2
+    config.train.batch_size = 128
+    config.train.epochs = 6
+    config.train.warmup_epochs = 1
     config.eval.num_passes = (1, 3, 10)
-    config.eval.every_epochs = 4
+    config.eval.every_epochs = 3
     config.eval.monitor_size = 1000
     if arg == "tiny":
         config.dataset.train_size = 256

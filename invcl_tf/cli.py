@@ -10,7 +10,8 @@ from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import configs  # noqa: E402
-from invcl_tf import configuration, workdir  # noqa: E402
+from invcl_tf import configuration, evaluation, reporting, workdir  # noqa: E402
+from invcl_tf.data import datasets  # noqa: E402
 from invcl_tf.training import NonFiniteLossError  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "spirograph_cpu.py")
@@ -54,6 +55,14 @@ def flags_parser(program):
 def quiet_logs():
     """Keeps absl's INFO lines (checkpoint bookkeeping) out of the progress bar."""
     logging.set_verbosity(logging.WARNING)
+
+
+def evaluate_and_report(encoder, config, run_dir, num_passes=None):
+    """Evaluates ``encoder``, writes ``results.json`` and the plot to ``run_dir``, prints a table."""
+    results = evaluation.evaluate(encoder, datasets.load(config), config, num_passes)
+    paths = reporting.write_results(results, run_dir)
+    print(reporting.format_table(results))
+    print("wrote " + ", ".join(paths))
 
 
 def fail(program, err):

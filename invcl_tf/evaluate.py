@@ -5,13 +5,25 @@ Writes ``DIR/results.json`` and ``DIR/mse_vs_passes.png`` and prints a table.
 
 from absl import app, flags
 
-from invcl_tf import cli, evaluation, reporting, workdir
-from invcl_tf.data import datasets
+from invcl_tf import cli, workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-train.")
 _NUM_PASSES = flags.DEFINE_list(
     "num_passes", None, "Views averaged per input, e.g. 1,10,30 (default: the run's "
     "eval.num_passes).")
+
+
+def _parse_passes(values):
+    if not values:
+        return None
+    try:
+        passes = [int(m) for m in values]
+    except ValueError:
+        passes = []
+    if not passes or min(passes) < 1:
+        raise ValueError(f"--num_passes={','.join(values)}: give integers >= 1, e.g. "
+                         "--num_passes=1,10,30")
+    return passes
 
 
 def main(argv):
@@ -20,17 +32,12 @@ def main(argv):
     if not _WORKDIR.value:
         cli.fail("invcl-evaluate", "--workdir is required: pass the directory of a trained run")
     try:
-        passes = [int(m) for m in _NUM_PASSES.value] if _NUM_PASSES.value else None
-        if passes is not None and (not passes or min(passes) < 1):
-            raise ValueError("--num_passes must be integers >= 1, e.g. --num_passes=1,10,30")
+        passes = _parse_passes(_NUM_PASSES.value)
         config = workdir.load_config(_WORKDIR.value)
         encoder = workdir.load_encoder(_WORKDIR.value)
-        results = evaluation.evaluate(encoder, datasets.load(config), config, passes)
-        paths = reporting.write_results(results, _WORKDIR.value)
+        cli.evaluate_and_report(encoder, config, _WORKDIR.value, passes)
     except cli.USER_ERRORS as err:
         cli.fail("invcl-evaluate", err)
-    print(reporting.format_table(results))
-    print("wrote " + ", ".join(paths))
 
 
 def run():

@@ -55,7 +55,7 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
                 seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
             signs = rademacher(seed, tf.shape(h_hat))
         s = tf.reduce_sum(tf.cast(signs, tf.float32) * h_hat)
-    grad_alpha = tape.gradient(s, alpha)
+    grad_alpha = tape.gradient(s, alpha, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     # Clip after the global-batch mean so N replicas clip what one device would.
     penalty = replicas.global_mean(tf.reduce_mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
     return tf.minimum(penalty, tf.cast(clip, tf.float32)), h

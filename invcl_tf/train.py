@@ -5,8 +5,7 @@ Started again on the same ``--workdir`` it resumes from the last epoch's checkpo
 
 from absl import app, flags
 
-from invcl_tf import cli, evaluation, reporting, training
-from invcl_tf.data import datasets
+from invcl_tf import cli, training
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -20,12 +19,9 @@ def main(argv):
     config = _CONFIG.value
     try:
         model = training.train(config, _WORKDIR.value)
-        results = evaluation.evaluate(model.encoder, datasets.load(config), config)
-        paths = reporting.write_results(results, _WORKDIR.value)
+        cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
     except cli.USER_ERRORS as err:
         cli.fail("invcl-train", err)
-    print(reporting.format_table(results))
-    print("wrote " + ", ".join(paths))
 
 
 def run():

@@ -64,3 +64,10 @@ def test_evaluate_without_a_trained_run_names_the_fix(tmp_path):
     assert proc.returncode != 0
     (line,) = _error_lines(proc)
     assert "invcl-train" in line and "config.json" in line
+
+
+def test_evaluate_names_a_bad_num_passes(tmp_path):
+    proc = _run("invcl_tf.evaluate", f"--workdir={tmp_path}", "--num_passes=1,zero")
+    assert proc.returncode != 0
+    (line,) = _error_lines(proc)
+    assert "--num_passes=1,zero" in line

@@ -53,6 +53,9 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
 
 def test_outputs_of_a_run(tmp_path):
     model = training.train(_config(eval__every_epochs=1), str(tmp_path), verbose=0)
+    history = model.history.history
+    assert len(history["monitor_probe_mse"]) == 2 and len(history["penalty"]) == 2
+    assert 0 < history["monitor_conditional_variance"][-1] < 2
     stored = json.loads((tmp_path / workdir.CONFIG_FILE).read_text())
     assert stored["gp"]["weight"] == 0.01 and stored["model"]["arch"] == "resnet_tiny"
     assert list((tmp_path / workdir.TENSORBOARD_DIR).rglob("events.out.tfevents*"))

@@ -1,0 +1,76 @@
+"""The CIFAR-10/100 transformation of SPEC §2 as a ``DifferentiableTransform``.
+
+Random resized crop and horizontal flip happen in the input pipeline (``prepare_view``); the
+colour distortion, differentiable in its four jitter parameters, and the normalisation happen
+in the train step (``apply``).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from invcl_tf.transforms import color
+from invcl_tf.transforms.base import DifferentiableTransform
+from invcl_tf.transforms.crop import random_flip, random_resized_crop
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2009, 0.1984, 0.2023)
+
+IMAGE_SIZE = 32
+_CROP_SALT, _FLIP_SALT = range(2)
+
+
+def _channel_values(value, name):
+    array = np.asarray(value, np.float32)
+    if array.shape != (3,):
+        raise ValueError(f"`{name}` must hold one value per RGB channel, got {value!r}")
+    return array
+
+
+class CifarTransform(DifferentiableTransform):
+    """Crop + flip (pipeline), then colour distortion and normalisation, with α the jitter."""
+
+    num_params = color.NUM_JITTER_PARAMS
+    num_aux = 2
+
+    def __init__(self, mean, std, strength=0.5, p_jitter=0.8, p_gray=0.2, crop=True):
+        """``mean``/``std``: per-channel normalisation; ``strength``: colour distortion s;
+        ``p_jitter``/``p_gray``: random-apply probabilities; ``crop``: random resized crop."""
+        self.mean = _channel_values(mean, "mean")
+        self.std = _channel_values(std, "std")
+        if not np.all(self.std > 0.0):
+            raise ValueError(f"`std` must be positive, got {std!r}")
+        color.jitter_ranges(strength)  # fail here rather than at the first draw
+        for name, p in (("p_jitter", p_jitter), ("p_gray", p_gray)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"`{name}` must lie in [0, 1], got {p}")
+        self.strength = float(strength)
+        self.p_jitter = float(p_jitter)
+        self.p_gray = float(p_gray)
+        self.crop = bool(crop)
+
+    def prepare_view(self, x, seed):
+        """Scales a uint8 or [0, 1] float batch to float32 [0, 1], then crops and flips it."""
+        x = tf.image.convert_image_dtype(x, tf.float32)
+        if self.crop:
+            x = random_resized_crop(
+                x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), IMAGE_SIZE)
+        return random_flip(x, tf.random.experimental.stateless_fold_in(seed, _FLIP_SALT))
+
+    def sample_params(self, seed, batch_shape):
+        """Draws jitter parameters ``batch_shape + [4]`` for ``self.strength``."""
+        return color.sample_jitter_params(seed, batch_shape, self.strength)
+
+    def sample_aux(self, seed, batch_size):
+        """Draws the jitter and grayscale random-apply masks, float32 ``[B, 2]``."""
+        return color.sample_masks(seed, batch_size, self.p_jitter, self.p_gray)
+
+    def apply(self, x, alpha, aux):
+        """Random colour distortion of prepared images ``x``, then (x − mean) / std."""
+        x = color.random_color(x, alpha, aux)
+        return (x - tf.cast(self.mean, x.dtype)) / tf.cast(self.std, x.dtype)
+
+    def param_variance(self):
+        """Prior variance of the four jitter parameters, float32 ``[4]``."""
+        return color.jitter_param_variance(self.strength)
