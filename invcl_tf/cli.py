@@ -65,6 +65,16 @@ def evaluate_and_report(encoder, config, run_dir, num_passes=None):
     print("wrote " + ", ".join(paths))
 
 
+def robustness_and_report(encoder, config, run_dir):
+    """Runs the test-time nuisance sweeps, writes ``robustness.json`` and its plot, prints."""
+    data = datasets.load(config)
+    sweeps = datasets.robustness_sweeps(data, config.eval.robustness_values)
+    found = evaluation.robustness(encoder, data, config, sweeps)
+    paths = reporting.write_robustness(found, run_dir)
+    print(reporting.format_robustness(found))
+    print("wrote " + ", ".join(paths))
+
+
 def fail(program, err):
     """Prints one line naming the problem and exits non-zero."""
     print(f"{program}: error: {err}", file=sys.stderr)

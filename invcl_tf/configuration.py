@@ -4,9 +4,8 @@ import json
 
 import ml_collections
 
+from invcl_tf.data.datasets import CIFAR, NAMES as DATASETS
 from invcl_tf.models.resnet import ARCHS
-
-DATASETS = ("spirograph",)
 
 
 class ConfigError(ValueError):
@@ -24,6 +23,9 @@ def validate(config):
              f"unknown dataset {config.dataset.name!r}; choose one of {', '.join(DATASETS)}")
     _require(config.dataset.train_size >= 2, "dataset.train_size", "must be at least 2")
     _require(config.dataset.test_size >= 2, "dataset.test_size", "must be at least 2")
+    if config.dataset.name in CIFAR:
+        _require(config.dataset.get("color_strength", -1) >= 0, "dataset.color_strength",
+                 "must be >= 0 (0.5 is the paper's)")
     _require(config.model.arch in ARCHS, "model.arch",
              f"unknown arch {config.model.arch!r}; choose one of {', '.join(sorted(ARCHS))}")
     _require(config.model.width_multiplier > 0, "model.width_multiplier", "must be > 0")
@@ -44,6 +46,7 @@ def validate(config):
              "must be a non-empty list of integers >= 1, e.g. 1,10,30")
     _require(config.eval.probe_l2 >= 0, "eval.probe_l2", "must be >= 0")
     _require(0 < config.eval.probe_fraction <= 1, "eval.probe_fraction", "must be in (0, 1]")
+    _require(0 < config.eval.test_fraction <= 1, "eval.test_fraction", "must be in (0, 1]")
     _require(config.eval.variance_copies >= 2, "eval.variance_copies", "must be at least 2")
     _require(config.eval.every_epochs >= 0, "eval.every_epochs", "must be >= 0 (0: never)")
     _require(config.eval.batch_size >= 1, "eval.batch_size", "must be at least 1")

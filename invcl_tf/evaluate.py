@@ -1,6 +1,8 @@
 """Evaluates a trained run: ``python -m invcl_tf.evaluate --workdir=DIR --num_passes=1,10,30``.
 
-Writes ``DIR/results.json`` and ``DIR/mse_vs_passes.png`` and prints a table.
+Writes ``DIR/results.json`` and ``DIR/feature_averaging.png`` and prints a table. With
+``--robustness`` it instead sweeps test-time nuisance shifts (``eval.robustness_values``) and
+writes ``DIR/robustness.json`` and ``DIR/robustness.png``.
 """
 
 from absl import app, flags
@@ -11,6 +13,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-tr
 _NUM_PASSES = flags.DEFINE_list(
     "num_passes", None, "Views averaged per input, e.g. 1,10,30 (default: the run's "
     "eval.num_passes).")
+_ROBUSTNESS = flags.DEFINE_bool(
+    "robustness", False, "Sweep test-time nuisance shifts instead (CIFAR: colour strength; "
+    "Spirograph: background colours and h shifted or widened), refitting the probe per point.")
 
 
 def _parse_passes(values):
@@ -35,7 +40,10 @@ def main(argv):
         passes = _parse_passes(_NUM_PASSES.value)
         config = workdir.load_config(_WORKDIR.value)
         encoder = workdir.load_encoder(_WORKDIR.value)
-        cli.evaluate_and_report(encoder, config, _WORKDIR.value, passes)
+        if _ROBUSTNESS.value:
+            cli.robustness_and_report(encoder, config, _WORKDIR.value)
+        else:
+            cli.evaluate_and_report(encoder, config, _WORKDIR.value, passes)
     except cli.USER_ERRORS as err:
         cli.fail("invcl-evaluate", err)
 

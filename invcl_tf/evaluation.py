@@ -12,7 +12,7 @@ from invcl_tf import probe, variance
 from invcl_tf.data import pipeline
 from invcl_tf.penalty import gradient_penalty, rademacher
 
-_PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR = 0, 1, 2, 3
+_PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR, _VARIANTS, _ROBUSTNESS = range(6)
 
 
 class ViewEncoder:
@@ -40,21 +40,33 @@ class ViewEncoder:
         return np.concatenate(hs), np.concatenate(alphas)
 
 
-def feature_averaged_probe(view_encoder, probe_x, probe_y, test_x, test_y, num_passes, l2, seed,
-                           keep_test_passes=0):
-    """Ridge-probe test MSE with features averaged over M views, for each M in ``num_passes``.
+def probe_scores(task, l2, train_h, train_y, test_h, test_y, label_names):
+    """Fits the task's linear probe on ``train_h`` and scores it on ``test_h``."""
+    if task == "regression":
+        pred = probe.fit_ridge(train_h, train_y, l2).predict(test_h)
+        per_column = probe.mse_per_column(pred, test_y)
+        return {"mse": probe.mse(pred, test_y),
+                "mse_per_target": dict(zip(label_names, map(float, per_column)))}
+    fitted = probe.fit_logistic(train_h, train_y, l2, num_classes=len(label_names))
+    logits = fitted.predict_logits(test_h)
+    return {"accuracy": probe.accuracy(logits, test_y),
+            "cross_entropy": probe.cross_entropy(logits, test_y),
+            "probe_grad_norm": float(fitted.grad_norm)}
+
+
+def feature_averaged_scores(views, split, num_passes, score, seed, keep_test_passes=0):
+    """``score(probe_features, test_features)`` with features averaged over M views, per M.
 
     The average over M reuses the first M views, so all M cost ``max(num_passes)`` passes.
-    Returns ``(mse, mse_per_column, first)``: dicts keyed by M, and the first pass's
-    features and parameters plus the first ``keep_test_passes`` passes of test features.
+    Returns ``(scores by M, first)``: ``first`` holds the first pass's features and
+    parameters and a list of the first ``keep_test_passes`` passes of test features.
     """
+    probe_x, test_x = split["probe_x"], split["test_x"]
+    scores, kept, first = {}, [], {}
     wanted = sorted({int(m) for m in num_passes})
-    probe_sum = test_sum = None
-    mse, per_column, kept = {}, {}, []
-    first = {}
     for p in range(1, wanted[-1] + 1):
-        h_probe, a_probe = view_encoder.encode(probe_x, pipeline.fold(seed, _PROBE_SPLIT, p))
-        h_test, a_test = view_encoder.encode(test_x, pipeline.fold(seed, _TEST_SPLIT, p))
+        h_probe, a_probe = views.encode(probe_x, pipeline.fold(seed, _PROBE_SPLIT, p))
+        h_test, a_test = views.encode(test_x, pipeline.fold(seed, _TEST_SPLIT, p))
         if p == 1:
             first = {"probe_h": h_probe, "probe_alpha": a_probe, "test_h": h_test,
                      "test_alpha": a_test}
@@ -65,18 +77,15 @@ def feature_averaged_probe(view_encoder, probe_x, probe_y, test_x, test_y, num_p
         if p <= keep_test_passes:
             kept.append(h_test)
         if p in wanted:
-            fitted = probe.fit_ridge(probe_sum / p, probe_y, l2)
-            pred = fitted.predict(test_sum / p)
-            mse[p] = probe.mse(pred, test_y)
-            per_column[p] = probe.mse_per_column(pred, test_y)
+            scores[p] = score(probe_sum / p, test_sum / p)
     first["test_passes"] = kept
-    return mse, per_column, first
+    return scores, first
 
 
 def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, seed):
     """The penalty's own estimator, unclipped, averaged over ``x`` (inference mode)."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # straight-line code; no conversion
     def batch_penalty(xb, batch_seed):
         xb, alpha, aux = pipeline.random_view(transform, xb, batch_seed)
         extra = transform.sample_params(pipeline.fold(batch_seed, 3),
@@ -95,52 +104,99 @@ def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, se
     return total / len(x)
 
 
+def _split(data, config, size=None):
+    """The probe-train and test subsets the evaluation uses."""
+    n_probe = size or max(2, int(len(data.train_x) * config.eval.probe_fraction))
+    n_test = size or max(2, int(len(data.test_x) * config.eval.test_fraction))
+    return {"probe_x": data.train_x[:n_probe], "probe_y": data.train_y[:n_probe],
+            "test_x": data.test_x[:n_test], "test_y": data.test_y[:n_test]}
+
+
+def _scorer(data, config, split):
+    return lambda probe_h, test_h: probe_scores(
+        data.task, config.eval.probe_l2, probe_h, split["probe_y"], test_h, split["test_y"],
+        data.label_names)
+
+
+def _by_m(scores):
+    """{M: {metric: v}} -> {metric: {"M": v}} (M as a string key, for JSON)."""
+    metrics = next(iter(scores.values()))
+    return {name: {str(m): s[name] for m, s in scores.items()} for name in metrics}
+
+
 def quick_probe(encoder, data, config):
-    """The in-training monitor: M = 1 probe MSE and conditional variance on small subsets."""
-    n = config.eval.monitor_size
+    """The in-training monitor: M = 1 probe score and conditional variance on small subsets."""
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _MONITOR)
+    split = _split(data, config, size=config.eval.monitor_size)
     views = ViewEncoder(encoder, data.transform, config.eval.batch_size)
-    test_x = data.test_x[:n]
-    mse, _, first = feature_averaged_probe(views, data.train_x[:n], data.train_y[:n], test_x,
-                                           data.test_y[:n], [1], config.eval.probe_l2, seed,
-                                           keep_test_passes=1)
-    second = views.encode(test_x, pipeline.fold(seed, _TEST_SPLIT, 2))[0]
+    scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split), seed,
+                                            keep_test_passes=1)
+    second = views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, 2))[0]
     copies = np.stack([first["test_passes"][0], second])
-    return {"probe_mse": mse[1], "conditional_variance": variance.conditional_variance(copies)}
+    main = "mse" if data.task == "regression" else "accuracy"
+    return {f"probe_{main}": scores[1][main],
+            "conditional_variance": variance.conditional_variance(copies)}
 
 
 def evaluate(encoder, data, config, num_passes=None):
-    """All of SPEC §5 for a regression dataset; returns the ``results.json`` dict."""
+    """All of SPEC §5; returns the ``results.json`` dict.
+
+    Regression (Spirograph): ``mse`` and ``mse_per_target`` keyed by M. Classification (CIFAR):
+    ``accuracy`` and ``cross_entropy`` keyed by M, plus the same for each of the dataset's
+    other evaluation transforms (``untransformed`` at M = 1, ``color_only`` at every M).
+    Both: conditional and total variance, the penalty estimate and nuisance predictability.
+    """
     num_passes = sorted({int(m) for m in (num_passes or config.eval.num_passes)})
-    n_probe = max(2, int(len(data.train_x) * config.eval.probe_fraction))
-    n_test = max(2, int(len(data.test_x) * config.eval.probe_fraction))
-    probe_x, probe_y = data.train_x[:n_probe], data.train_y[:n_probe]
-    test_x, test_y = data.test_x[:n_test], data.test_y[:n_test]
+    split = _split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
     views = ViewEncoder(encoder, data.transform, config.eval.batch_size)
     copies = config.eval.variance_copies
-    mse, per_column, first = feature_averaged_probe(
-        views, probe_x, probe_y, test_x, test_y, num_passes, config.eval.probe_l2, seed,
-        keep_test_passes=copies)
+    scores, first = feature_averaged_scores(views, split, num_passes,
+                                            _scorer(data, config, split), seed,
+                                            keep_test_passes=copies)
+    results = _by_m(scores)
+    for i, (name, transform) in enumerate(sorted(data.eval_transforms.items())):
+        passes = [1] if name == "untransformed" else num_passes
+        other = ViewEncoder(encoder, transform, config.eval.batch_size)
+        variant_scores, _ = feature_averaged_scores(
+            other, split, passes, _scorer(data, config, split),
+            pipeline.fold(seed, _VARIANTS, i))
+        results[name] = _by_m(variant_scores)
     test_passes = first["test_passes"]
     for p in range(len(test_passes) + 1, copies + 1):  # when max(M) < copies
-        test_passes.append(views.encode(test_x, pipeline.fold(seed, _TEST_SPLIT, p))[0])
+        test_passes.append(views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, p))[0])
     test_passes = np.stack(test_passes)
     nuisance = probe.fit_ridge(first["probe_h"], first["probe_alpha"], config.eval.nuisance_l2)
-    nuisance_pred = nuisance.predict(first["test_h"])
-    names = list(data.label_names)
-    return {
-        "mse": {str(m): mse[m] for m in num_passes},
-        "mse_per_target": {str(m): dict(zip(names, map(float, per_column[m])))
-                           for m in num_passes},
+    results.update({
         "conditional_variance": variance.conditional_variance(test_passes),
         "total_variance": variance.total_variance(test_passes),
         "penalty_estimate": penalty_estimate(
-            encoder, data.transform, test_x, config.gp.num_extra, config.gp.normalize,
+            encoder, data.transform, split["test_x"], config.gp.num_extra, config.gp.normalize,
             config.eval.batch_size, pipeline.fold(seed, _PENALTY)),
-        "nuisance_mse": probe.mse(nuisance_pred, first["test_alpha"]),
+        "nuisance_mse": probe.mse(nuisance.predict(first["test_h"]), first["test_alpha"]),
         "nuisance_mse_baseline": float(np.mean(data.transform.param_variance())),
-        "num_probe_train": n_probe,
-        "num_test": n_test,
+        "num_probe_train": len(split["probe_x"]),
+        "num_test": len(split["test_x"]),
         "num_passes": num_passes,
-    }
+        "task": data.task,
+    })
+    return results
+
+
+def robustness(encoder, data, config, sweeps):
+    """Refits the probe (M = 1) on views from each shifted transformation of ``sweeps``.
+
+    ``sweeps`` maps a sweep's name to ``[(value, transform), ...]``; returns
+    ``{name: [{"value": v, **scores}, ...]}``.
+    """
+    split = _split(data, config)
+    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _ROBUSTNESS)
+    found = {}
+    for i, (name, points) in enumerate(sorted(sweeps.items())):
+        found[name] = []
+        for value, transform in points:
+            views = ViewEncoder(encoder, transform, config.eval.batch_size)
+            scores, _ = feature_averaged_scores(views, split, [1], _scorer(data, config, split),
+                                                pipeline.fold(seed, i))
+            found[name].append({"value": float(value), **scores[1]})
+    return found

@@ -1,22 +1,16 @@
-"""Writes evaluation results: ``results.json``, a printed table and a PNG of MSE against M."""
+"""Writes evaluation results: JSON, a printed table and PNG plots."""
 
 import json
 import os
 
 RESULTS_FILE = "results.json"
-PLOT_FILE = "mse_vs_passes.png"
+PLOT_FILE = "feature_averaging.png"
+ROBUSTNESS_FILE = "robustness.json"
+ROBUSTNESS_PLOT = "robustness.png"
 
 
-def format_table(results):
-    """A plain-text table of test MSE per M (overall and per target) and the invariance metrics."""
-    names = list(next(iter(results["mse_per_target"].values())))
-    header = f"{'M':>4}  {'MSE':>10}  " + "  ".join(f"{n:>10}" for n in names)
-    lines = ["Linear probe, test MSE with features averaged over M views", header,
-             "-" * len(header)]
-    for m, value in results["mse"].items():
-        per = results["mse_per_target"][m]
-        lines.append(f"{m:>4}  {value:10.3e}  " + "  ".join(f"{per[n]:10.3e}" for n in names))
-    lines += [
+def _invariance_lines(results):
+    return [
         "",
         f"conditional variance of normalised h   {results['conditional_variance']:.4g}",
         f"total variance of normalised h         {results['total_variance']:.4g}",
@@ -24,42 +18,119 @@ def format_table(results):
         f"nuisance MSE from h (baseline {results['nuisance_mse_baseline']:.4f})  "
         f"{results['nuisance_mse']:.4f}",
     ]
-    return "\n".join(lines)
 
 
-def write_results(results, directory, title=""):
-    """Writes ``results.json`` (atomically) and the PNG into ``directory``; returns their paths."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, RESULTS_FILE)
+def format_table(results):
+    """A plain-text table of the probe's scores per M and the invariance metrics."""
+    if results["task"] == "regression":
+        names = list(next(iter(results["mse_per_target"].values())))
+        header = f"{'M':>4}  {'MSE':>10}  " + "  ".join(f"{n:>10}" for n in names)
+        lines = ["Linear probe, test MSE with features averaged over M views", header,
+                 "-" * len(header)]
+        for m, value in results["mse"].items():
+            per = results["mse_per_target"][m]
+            lines.append(f"{m:>4}  {value:10.3e}  " + "  ".join(f"{per[n]:10.3e}"
+                                                               for n in names))
+    else:
+        header = f"{'M':>4}  {'accuracy':>9}  {'x-entropy':>9}  {'colour-only acc':>15}"
+        lines = ["Linear probe on the test set, features averaged over M views", header,
+                 "-" * len(header)]
+        colour = results["color_only"]["accuracy"]
+        for m, value in results["accuracy"].items():
+            lines.append(f"{m:>4}  {value:9.4f}  {results['cross_entropy'][m]:9.4f}  "
+                         f"{colour[m]:15.4f}")
+        lines.append(f"untransformed inputs: accuracy "
+                     f"{results['untransformed']['accuracy']['1']:.4f}, cross-entropy "
+                     f"{results['untransformed']['cross_entropy']['1']:.4f}")
+    return "\n".join(lines + _invariance_lines(results))
+
+
+def _write_json(obj, path):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
+        json.dump(obj, f, indent=2, sort_keys=True)
     os.replace(tmp, path)
-    return path, plot_mse(results, os.path.join(directory, PLOT_FILE), title)
 
 
-def plot_mse(results, path, title=""):
-    """Saves test MSE (overall and per target) against M on log axes."""
-    import matplotlib  # deferred: only evaluation needs it, and only a headless backend
+def _pyplot():
+    import matplotlib  # deferred: only reports need it, and only a headless backend
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    passes = [int(m) for m in results["mse"]]
+    return plt
+
+
+def write_results(results, directory, title=""):
+    """Writes ``results.json`` (atomically) and the PNG into ``directory``; returns the paths."""
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, RESULTS_FILE)
+    _write_json(results, path)
+    return path, plot_feature_averaging(results, os.path.join(directory, PLOT_FILE), title)
+
+
+def plot_feature_averaging(results, path, title=""):
+    """Saves the probe's test metric against M (log-x): MSE per target, or accuracy."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(passes, list(results["mse"].values()), "o-", color="black", lw=2, label="mean")
-    names = list(next(iter(results["mse_per_target"].values())))
-    for name in names:
-        ax.plot(passes, [results["mse_per_target"][str(m)][name] for m in passes], ".--",
-                label=name)
+    if results["task"] == "regression":
+        passes = [int(m) for m in results["mse"]]
+        ax.plot(passes, list(results["mse"].values()), "o-", color="black", lw=2, label="mean")
+        for name in next(iter(results["mse_per_target"].values())):
+            ax.plot(passes, [results["mse_per_target"][str(m)][name] for m in passes], ".--",
+                    label=name)
+        ax.set_yscale("log")
+        ax.set_ylabel("test MSE")
+    else:
+        passes = [int(m) for m in results["accuracy"]]
+        ax.plot(passes, list(results["accuracy"].values()), "o-", label="crop + flip + colour")
+        ax.plot(passes, list(results["color_only"]["accuracy"].values()), "s--",
+                label="colour only")
+        ax.axhline(results["untransformed"]["accuracy"]["1"], color="gray", ls=":",
+                   label="untransformed")
+        ax.set_ylabel("test accuracy")
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("M (views averaged per input)")
-    ax.set_ylabel("test MSE")
-    ax.set_title(title or "Feature averaging: linear-probe test MSE")
+    ax.set_title(title or "Feature averaging: linear probe on the test set")
     ax.legend(fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def format_robustness(found):
+    """A table per sweep: the shifted value and the probe's test scores there."""
+    lines = []
+    for name, points in found.items():
+        metrics = [k for k in points[0] if k not in ("value", "mse_per_target",
+                                                     "probe_grad_norm")]
+        lines += [f"{name}", f"{'value':>8}  " + "  ".join(f"{m:>13}" for m in metrics)]
+        lines += [f"{p['value']:8.3f}  " + "  ".join(f"{p[m]:13.4g}" for m in metrics)
+                  for p in points]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_robustness(found, directory):
+    """Writes ``robustness.json`` and a PNG of the probe's metric against each sweep's value."""
+    path = os.path.join(directory, ROBUSTNESS_FILE)
+    _write_json(found, path)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    metric = "mse" if "mse" in next(iter(found.values()))[0] else "accuracy"
+    for name, points in found.items():
+        ax.plot([p["value"] for p in points], [p[metric] for p in points], "o-", label=name)
+    ax.set_xlabel("shift / widening / colour strength")
+    ax.set_ylabel(f"test {metric} (M = 1)")
+    if metric == "mse":
+        ax.set_yscale("log")
+    ax.set_title("Robustness to test-time nuisance")
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    plot = os.path.join(directory, ROBUSTNESS_PLOT)
+    fig.savefig(plot, dpi=120)
+    plt.close(fig)
+    return path, plot

@@ -114,9 +114,9 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     encoder (``encoder.keras``). Returns the trained ``InvCLRModel``.
     """
     configuration.validate(config)
+    data = datasets.load(config)  # before the workdir: missing data must leave nothing behind
     workdir_lib.prepare(workdir, config)
     keras.utils.set_random_seed(config.seed)
-    data = datasets.load(config)
     spe = pipeline.steps_per_epoch(len(data.train_x), config.train.batch_size)
     model = build_model(config, data.transform, spe)
     ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)

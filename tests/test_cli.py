@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from configs import spirograph_cpu
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "configs", "spirograph_cpu.py") + ":tiny"
 RESULT_KEYS = {"mse", "mse_per_target", "conditional_variance", "total_variance",
@@ -34,7 +36,7 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     assert RESULT_KEYS <= set(results)
     assert set(results["mse"]) == {"1", "2"}
     assert set(results["mse_per_target"]["2"]) == {"m", "b", "sigma", "rfore"}
-    assert os.path.getsize(os.path.join(workdir, "mse_vs_passes.png")) > 1000
+    assert os.path.getsize(os.path.join(workdir, "feature_averaging.png")) > 1000
 
     proc = _run("invcl_tf.evaluate", f"--workdir={workdir}", "--num_passes=1,3")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -42,6 +44,15 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     assert set(again["mse"]) == {"1", "3"}
     # Same seeds, same encoder: M = 1 is drawn identically by both runs.
     assert again["mse"]["1"] == pytest.approx(results["mse"]["1"], rel=1e-6)
+
+    proc = _run("invcl_tf.evaluate", f"--workdir={workdir}", "--robustness")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweeps = json.load(open(os.path.join(workdir, "robustness.json")))
+    assert set(sweeps) == {"background_shift", "background_widen", "h_shift", "h_widen"}
+    values = [p["value"] for p in sweeps["h_shift"]]
+    assert values == list(spirograph_cpu.get_config("tiny").eval.robustness_values)
+    assert all(p["mse"] > 0 for p in sweeps["background_widen"])
+    assert os.path.exists(os.path.join(workdir, "robustness.png"))
 
 
 @pytest.mark.parametrize("flag,expected", [

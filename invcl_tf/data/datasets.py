@@ -5,8 +5,18 @@ import dataclasses
 import numpy as np
 
 from invcl_tf.data import pipeline, spirograph
+from invcl_tf.transforms import cifar
 
 _SPLIT_TRAIN, _SPLIT_TEST = 0, 1
+
+#: name -> (normalisation mean, std)
+CIFAR = {"cifar10": (cifar.CIFAR10_MEAN, cifar.CIFAR10_STD),
+         "cifar100": (cifar.CIFAR100_MEAN, cifar.CIFAR100_STD)}
+NAMES = ("spirograph", *CIFAR)
+
+
+class DataError(ValueError):
+    """The data a config asks for is not available; the message says how to provide it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,8 +24,9 @@ class DataBundle:
     """Everything the trainer and the evaluator need to know about a dataset.
 
     ``train_x``/``test_x`` are what the transform's ``prepare_view``/``apply`` take (Spirograph:
-    target vectors); ``train_y``/``test_y`` the probe's labels; ``task`` "regression" or
-    "classification"; ``label_names`` names the regression targets or the classes.
+    target vectors; CIFAR: uint8 images); ``train_y``/``test_y`` the probe's labels; ``task``
+    "regression" or "classification"; ``label_names`` names the targets or the classes;
+    ``eval_transforms`` other named transformations the evaluation reports on.
     """
 
     train_x: np.ndarray
@@ -25,6 +36,7 @@ class DataBundle:
     transform: object
     task: str
     label_names: tuple
+    eval_transforms: dict = dataclasses.field(default_factory=dict)
 
 
 def spirograph_targets(seed, train_size, test_size):
@@ -35,11 +47,75 @@ def spirograph_targets(seed, train_size, test_size):
     return train, test
 
 
+def _arrays(ds, limit):
+    # Batched reads rather than batch_size=-1: TFDS's mock data crashes on whole-split batches.
+    parts = list(ds.take(limit).batch(10_000).as_numpy_iterator())
+    return (np.concatenate([x for x, _ in parts]),
+            np.concatenate([y for _, y in parts]).astype(np.int64))
+
+
+def cifar_arrays(name, data_dir, train_size, test_size):
+    """``(train_images, train_labels, test_images, test_labels, class_names)`` from TFDS.
+
+    Reads at most ``train_size``/``test_size`` examples of each split, as uint8 images and int64
+    labels. Never downloads: without the prepared data it raises a ``DataError`` naming the fix.
+    """
+    import tensorflow_datasets as tfds  # deferred: Spirograph runs need no TFDS import
+
+    try:
+        (train, test), info = tfds.load(name, split=["train", "test"], data_dir=data_dir,
+                                        download=False, as_supervised=True, with_info=True)
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError) as err:
+        where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
+        raise DataError(
+            f"--config.dataset.data_dir: no prepared {name} in {where}. On a machine with "
+            f"internet run `tfds build {name} --data_dir=DIR`, copy DIR here and pass "
+            f"--config.dataset.data_dir=DIR") from err
+    return (*_arrays(train, train_size), *_arrays(test, test_size),
+            tuple(info.features["label"].names))
+
+
 def load(config):
     """The ``DataBundle`` of ``config.dataset`` (Spirograph's targets sampled once per seed)."""
-    if config.dataset.name == "spirograph":
+    name = config.dataset.name
+    if name == "spirograph":
         train, test = spirograph_targets(config.seed, config.dataset.train_size,
                                          config.dataset.test_size)
         return DataBundle(train, train, test, test, spirograph.SpirographTransform(),
                           "regression", spirograph.TARGET_NAMES)
-    raise ValueError(f"--config.dataset.name: unknown dataset {config.dataset.name!r}")
+    if name in CIFAR:
+        train_x, train_y, test_x, test_y, classes = cifar_arrays(
+            name, config.dataset.data_dir, config.dataset.train_size, config.dataset.test_size)
+        mean, std = CIFAR[name]
+        transform = cifar.CifarTransform(mean, std, strength=config.dataset.color_strength)
+        return DataBundle(
+            train_x, train_y, test_x, test_y, transform, "classification", classes,
+            {"untransformed": transform.variant(crop=False, flip=False, p_jitter=0.0,
+                                                p_gray=0.0),
+             "color_only": transform.variant(crop=False, flip=False)})
+    raise DataError(f"--config.dataset.name: unknown dataset {name!r}; choose one of "
+                    f"{', '.join(NAMES)}")
+
+
+_BACKGROUND = ("rback", "gback", "bback")
+
+
+def robustness_sweeps(data, values):
+    """Test-time nuisance shifts of SPEC §5: ``{sweep: [(value, transform), ...]}``.
+
+    CIFAR: colour jitter of strength s always applied (no random apply, grayscale, crop or
+    flip). Spirograph: the background colours' and h's ranges shifted by v or widened by v.
+    """
+    if data.task == "classification":
+        return {"color_strength": [
+            (s, data.transform.variant(strength=s, p_jitter=1.0, p_gray=0.0, crop=False,
+                                       flip=False)) for s in values]}
+    ranges = data.transform.ranges
+    sweeps = {}
+    for label, names in (("background", _BACKGROUND), ("h", ("h",))):
+        for kind in ("shift", "widen"):
+            sweeps[f"{label}_{kind}"] = [
+                (v, spirograph.SpirographTransform(
+                    spirograph.shifted_ranges(ranges, names, **{kind: v}),
+                    data.transform.normalize)) for v in values]
+    return sweeps

@@ -34,9 +34,10 @@ class CifarTransform(DifferentiableTransform):
     num_params = color.NUM_JITTER_PARAMS
     num_aux = 2
 
-    def __init__(self, mean, std, strength=0.5, p_jitter=0.8, p_gray=0.2, crop=True):
+    def __init__(self, mean, std, strength=0.5, p_jitter=0.8, p_gray=0.2, crop=True, flip=True):
         """``mean``/``std``: per-channel normalisation; ``strength``: colour distortion s;
-        ``p_jitter``/``p_gray``: random-apply probabilities; ``crop``: random resized crop."""
+        ``p_jitter``/``p_gray``: random-apply probabilities; ``crop``: random resized crop;
+        ``flip``: random horizontal flip."""
         self.mean = _channel_values(mean, "mean")
         self.std = _channel_values(std, "std")
         if not np.all(self.std > 0.0):
@@ -49,6 +50,7 @@ class CifarTransform(DifferentiableTransform):
         self.p_jitter = float(p_jitter)
         self.p_gray = float(p_gray)
         self.crop = bool(crop)
+        self.flip = bool(flip)
 
     def prepare_view(self, x, seed):
         """Scales a uint8 or [0, 1] float batch to float32 [0, 1], then crops and flips it."""
@@ -56,7 +58,16 @@ class CifarTransform(DifferentiableTransform):
         if self.crop:
             x = random_resized_crop(
                 x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), IMAGE_SIZE)
+        if not self.flip:
+            return x
         return random_flip(x, tf.random.experimental.stateless_fold_in(seed, _FLIP_SALT))
+
+    def variant(self, **changes):
+        """A copy with some constructor arguments changed (e.g. colour only, for evaluation)."""
+        args = {"mean": self.mean, "std": self.std, "strength": self.strength,
+                "p_jitter": self.p_jitter, "p_gray": self.p_gray, "crop": self.crop,
+                "flip": self.flip}
+        return CifarTransform(**{**args, **changes})
 
     def sample_params(self, seed, batch_shape):
         """Draws jitter parameters ``batch_shape + [4]`` for ``self.strength``."""

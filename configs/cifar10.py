@@ -1,0 +1,53 @@
+"""InvCLR on CIFAR-10 with the authors' settings (SPEC §2, §4): ResNet-50, batch 512, 1000 epochs.
+
+The data must already be prepared in a TFDS data_dir (`tfds build cifar10 --data_dir=DIR` on a
+machine with internet):
+
+    python -m invcl_tf.train --config=configs/cifar10.py --workdir=runs/cifar10 \
+        --config.dataset.data_dir=DIR
+"""
+
+from ml_collections import config_dict
+
+from configs import base
+
+
+def get_config(arg=None):
+    """Returns the paper's CIFAR-10 config; ``tiny`` is a seconds-long smoke test."""
+    return cifar_config("cifar10", arg)
+
+
+def cifar_config(name, arg=None):
+    """The CIFAR protocol for ``name`` in {cifar10, cifar100}; ``arg`` picks a variant."""
+    if arg not in (None, "", "tiny"):
+        raise ValueError(f"unknown variant {arg!r} of the {name} config; known: tiny")
+    config = base.base_config()
+    config.dataset.name = name
+    config.dataset.data_dir = config_dict.placeholder(str)  # None: TFDS's default
+    config.dataset.train_size = 50_000
+    config.dataset.test_size = 10_000
+    config.dataset.color_strength = 0.5
+    config.model.arch = "resnet50"
+    config.train.epochs = 1000
+    config.gp.weight = 0.1
+    config.gp.clip = 1.0
+    config.eval.num_passes = (1, 10, 100)
+    config.eval.probe_l2 = 1e-5
+    config.eval.test_fraction = 1.0
+    config.eval.every_epochs = 50
+    config.eval.robustness_values = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+    if arg == "tiny":
+        config.dataset.train_size = 64
+        config.dataset.test_size = 32
+        config.model.arch = "resnet_tiny"
+        config.train.batch_size = 16
+        config.train.epochs = 1
+        config.train.warmup_epochs = 1
+        config.gp.num_extra = 4
+        config.eval.num_passes = (1, 2)
+        config.eval.variance_copies = 2
+        config.eval.batch_size = 32
+        config.eval.every_epochs = 1
+        config.eval.monitor_size = 16
+        config.eval.robustness_values = (0.0, 1.0)
+    return config

@@ -1,0 +1,69 @@
+"""CIFAR through TFDS: the missing-data error, and training + evaluation on TFDS mock data."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from configs import cifar10, cifar100
+from invcl_tf import evaluation, training
+from invcl_tf.data import datasets
+from tests.test_cli import _error_lines, _run
+
+
+def test_missing_data_names_the_data_dir_and_tfds_build(tmp_path):
+    with pytest.raises(datasets.DataError, match=r"--config.dataset.data_dir.*tfds build cifar10"):
+        datasets.cifar_arrays("cifar10", str(tmp_path / "tfds"), 10, 10)
+    assert not os.listdir(tmp_path)
+
+
+def test_training_with_missing_data_writes_nothing(tmp_path):
+    config = cifar10.get_config("tiny")
+    config.dataset.data_dir = str(tmp_path / "tfds")
+    with pytest.raises(datasets.DataError):
+        training.train(config, str(tmp_path / "run"), verbose=0)
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_with_missing_data_gives_one_line(tmp_path):
+    proc = _run("invcl_tf.train", f"--config={cifar10.__file__}:tiny",
+                f"--workdir={tmp_path / 'run'}", f"--config.dataset.data_dir={tmp_path}")
+    assert proc.returncode != 0
+    (line,) = _error_lines(proc)
+    assert "--config.dataset.data_dir" in line and "tfds build cifar10" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_load_reads_images_labels_and_builds_the_transforms():
+    config = cifar100.get_config("tiny")
+    with tfds.testing.mock_data(num_examples=80):
+        data = datasets.load(config)
+    assert data.train_x.shape == (64, 32, 32, 3) and data.train_x.dtype == np.uint8
+    assert data.test_x.shape == (32, 32, 32, 3) and data.test_y.dtype == np.int64
+    assert len(data.label_names) == 100 and data.task == "classification"
+    np.testing.assert_allclose(data.transform.mean, (0.5071, 0.4865, 0.4409))
+    untransformed = data.eval_transforms["untransformed"]
+    assert not untransformed.crop and untransformed.p_jitter == 0.0
+    assert data.eval_transforms["color_only"].p_jitter == 0.8
+
+
+def test_train_and_evaluate_on_mock_data(tmp_path):
+    config = cifar10.get_config("tiny")
+    with tfds.testing.mock_data(num_examples=80):
+        model = training.train(config, str(tmp_path), verbose=0)
+        data = datasets.load(config)
+    assert np.isfinite(model.history.history["loss"]).all()
+    assert "monitor_probe_accuracy" in model.history.history
+    results = evaluation.evaluate(model.encoder, data, config)
+    assert set(results["accuracy"]) == {"1", "2"}
+    assert 0.0 <= results["accuracy"]["2"] <= 1.0 and results["cross_entropy"]["1"] > 0
+    assert set(results["untransformed"]["accuracy"]) == {"1"}
+    assert set(results["color_only"]["accuracy"]) == {"1", "2"}
+    assert results["nuisance_mse_baseline"] == pytest.approx(0.0408, abs=1e-4)
+    assert results["penalty_estimate"] > 0 and results["conditional_variance"] >= 0
+    found = evaluation.robustness(model.encoder, data, config,
+                                  datasets.robustness_sweeps(data, config.eval.robustness_values))
+    assert [p["value"] for p in found["color_strength"]] == [0.0, 1.0]
+    assert all(0.0 <= p["accuracy"] <= 1.0 for p in found["color_strength"])
