@@ -7,6 +7,7 @@ def base_config():
     """The shared schema with SPEC §4/§5 defaults (batch 512, LARS, warm-up + cosine)."""
     config = ml_collections.ConfigDict()
     config.seed = 0
+    config.distribute = "auto"  # auto | none | mirrored; train.batch_size is the global batch
 
     config.dataset = ml_collections.ConfigDict()
     config.dataset.name = "spirograph"
@@ -16,6 +17,9 @@ def base_config():
     config.model = ml_collections.ConfigDict()
     config.model.arch = "resnet18"
     config.model.width_multiplier = 1.0
+    # Synchronised batch norm makes N replicas compute what one device would on the global
+    # batch; the authors' DataParallel kept statistics per device.
+    config.model.sync_bn = True
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 512
@@ -27,6 +31,7 @@ def base_config():
     config.train.trust_coefficient = 1e-3
     config.train.temperature = 0.5
     config.train.jit_compile = False  # XLA measured 2x slower on CPU; try it on GPUs
+    config.train.precision = "float32"  # or mixed_float16 / mixed_bfloat16
 
     config.gp = ml_collections.ConfigDict()
     config.gp.weight = 0.01

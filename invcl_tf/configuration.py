@@ -4,6 +4,7 @@ import json
 
 import ml_collections
 
+from invcl_tf import distribute
 from invcl_tf.data.datasets import CIFAR, NAMES as DATASETS
 from invcl_tf.models.resnet import ARCHS
 
@@ -34,6 +35,12 @@ def validate(config):
     _require(config.train.batch_size <= config.dataset.train_size, "train.batch_size",
              f"{config.train.batch_size} exceeds dataset.train_size "
              f"({config.dataset.train_size}); lower it")
+    _require(config.distribute in distribute.STRATEGIES, "distribute",
+             f"unknown strategy {config.distribute!r}; choose one of "
+             f"{', '.join(distribute.STRATEGIES)}")
+    _require(config.train.precision in distribute.PRECISIONS, "train.precision",
+             f"unknown precision {config.train.precision!r}; choose one of "
+             f"{', '.join(distribute.PRECISIONS)}")
     _require(config.train.epochs >= 1, "train.epochs", "must be at least 1")
     _require(config.train.base_lr > 0, "train.base_lr", "must be > 0")
     _require(config.train.temperature > 0, "train.temperature", "must be > 0")

@@ -26,7 +26,8 @@ def nt_xent_against(z1, z2, keys1, keys2, offset, temperature=0.5):
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    dtype = tf.float32  # softmax over thousands of logits wants float32 under mixed precision
+    # Softmax over thousands of logits wants float32 under mixed precision (float64 is kept).
+    dtype = tf.float64 if z1.dtype == tf.float64 else tf.float32
     anchors = tf.math.l2_normalize(tf.cast(tf.concat([z1, z2], 0), dtype), axis=1)
     keys = tf.math.l2_normalize(tf.cast(tf.concat([keys1, keys2], 0), dtype), axis=1)
     b = tf.shape(z1)[0]

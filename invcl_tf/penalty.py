@@ -12,6 +12,12 @@ import tensorflow as tf
 from invcl_tf import replicas
 
 
+def at_least_float32(x):
+    """``x`` as a float32 tensor, or float64 if it already is (for exactness checks)."""
+    x = tf.convert_to_tensor(x)
+    return x if x.dtype == tf.float64 else tf.cast(x, tf.float32)
+
+
 def rademacher(seed, shape, dtype=tf.float32):
     """Stateless i.i.d. ±1 signs of ``shape`` from a length-2 integer ``seed``."""
     bits = tf.random.stateless_uniform(shape, seed, minval=0, maxval=2, dtype=tf.int32)
@@ -39,8 +45,8 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
       signs: Rademacher ε ``[B, D]``; drawn from ``seed`` (or statelessly at random) if None.
       seed: optional length-2 integer seed for ``signs``.
     """
-    alpha = tf.convert_to_tensor(alpha, tf.float32)
-    alpha_extra = tf.convert_to_tensor(alpha_extra, tf.float32)
+    alpha = at_least_float32(alpha)
+    alpha_extra = tf.cast(alpha_extra, alpha.dtype)
     if alpha.shape.rank != 2:
         raise ValueError(f"alpha must be [B, K], got shape {alpha.shape}")
     if alpha_extra.shape.rank != 3:
@@ -48,14 +54,14 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
     with tf.GradientTape() as tape:
         tape.watch(alpha)
         h = representation_fn(alpha)
-        h32 = tf.cast(h, tf.float32)  # the penalty's algebra in float32 under mixed precision
-        h_hat = tf.math.l2_normalize(h32, axis=1) if normalize else h32
+        h_wide = tf.cast(h, alpha.dtype)  # float32 algebra even under mixed precision
+        h_hat = tf.math.l2_normalize(h_wide, axis=1) if normalize else h_wide
         if signs is None:
             if seed is None:
                 seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
             signs = rademacher(seed, tf.shape(h_hat))
-        s = tf.reduce_sum(tf.cast(signs, tf.float32) * h_hat)
+        s = tf.reduce_sum(tf.cast(signs, h_hat.dtype) * h_hat)
     grad_alpha = tape.gradient(s, alpha, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     # Clip after the global-batch mean so N replicas clip what one device would.
     penalty = replicas.global_mean(tf.reduce_mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
-    return tf.minimum(penalty, tf.cast(clip, tf.float32)), h
+    return tf.minimum(penalty, tf.cast(clip, penalty.dtype)), h

@@ -184,7 +184,6 @@ def fit_logistic(features, labels, l2, num_classes=None, max_iter=500, tol=1e-10
     Full-batch L-BFGS-B from zero with an analytic gradient; stops when the gradient's
     infinity-norm is at most ``tol``, when the objective no longer decreases in float64,
     or after ``max_iter`` iterations. ``num_classes`` defaults to ``max(labels) + 1``.
-    The bias is returned with zero mean (a common shift of all biases changes nothing).
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
@@ -228,7 +227,6 @@ def fit_logistic(features, labels, l2, num_classes=None, max_iter=500, tol=1e-10
     )
     params = result.x.copy()
     params[d * c :] -= mean @ params[: d * c].reshape(d, c)
-    params[d * c :] -= params[d * c :].mean()
     _, grad = _objective_and_grad(params, x, y, l2)
     grad_norm = float(np.max(np.abs(grad)))
     weights = params[: d * c].reshape(d, c)

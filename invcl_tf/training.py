@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from invcl_tf import configuration, evaluation, workdir as workdir_lib
+from invcl_tf import configuration, distribute, evaluation, workdir as workdir_lib
 from invcl_tf.data import datasets, pipeline
 from invcl_tf.models.head import build_projection_head
 from invcl_tf.models.invclr import InvCLRModel
@@ -21,8 +21,9 @@ class NonFiniteLossError(RuntimeError):
 
 def build_model(config, transform, steps_per_epoch):
     """An ``InvCLRModel`` compiled with LARS and the warm-up + cosine schedule of SPEC §4."""
-    encoder = build_encoder(config.model.arch, config.model.width_multiplier)
-    head = build_projection_head(encoder.output_shape[-1])
+    encoder = build_encoder(config.model.arch, config.model.width_multiplier,
+                            sync_bn=config.model.sync_bn)
+    head = build_projection_head(encoder.output_shape[-1], sync_bn=config.model.sync_bn)
     model = InvCLRModel(encoder, head, transform, temperature=config.train.temperature,
                         gp_weight=config.gp.weight, gp_clip=config.gp.clip,
                         gp_normalize=config.gp.normalize)
@@ -118,7 +119,10 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     workdir_lib.prepare(workdir, config)
     keras.utils.set_random_seed(config.seed)
     spe = pipeline.steps_per_epoch(len(data.train_x), config.train.batch_size)
-    model = build_model(config, data.transform, spe)
+    distribute.set_precision(config.train.precision)
+    strategy = distribute.strategy_for(config.distribute)
+    with strategy.scope():
+        model = build_model(config, data.transform, spe)
     ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
     checkpointer = Checkpointer(model, ckpt_dir)
     start_epoch = checkpointer.restore()

@@ -1,4 +1,4 @@
-"""Shared test setup: quiet TF logs, a fixed seed for every test, CPU only."""
+"""Shared test setup: quiet TF logs, two logical CPU devices, a fixed seed for every test."""
 
 import os
 
@@ -7,9 +7,16 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPUs let MirroredStrategy tests run on this GPU-less machine; it must happen
+# before TensorFlow initialises its devices, hence here.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)
     yield
+    keras.mixed_precision.set_global_policy("float32")

@@ -93,6 +93,10 @@ def test_gradient_matches_finite_differences_of_the_objective():
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
     g_w, g_b = _reference_grad(x, y, w, b, l2)
     np.testing.assert_allclose(np.concatenate([g_w.ravel(), g_b]), numeric, rtol=1e-6, atol=1e-8)
+    # Logits in the thousands: a naive log-sum-exp would overflow.
+    value, grad = _objective_and_grad(1e3 * params, x, y, l2)
+    assert value == pytest.approx(_reference_objective(x, y, 1e3 * w, 1e3 * b, l2), rel=1e-12)
+    assert np.all(np.isfinite(grad))
 
 
 def test_solution_is_stationary_and_grad_norm_reports_it():
@@ -102,7 +106,7 @@ def test_solution_is_stationary_and_grad_norm_reports_it():
     full = np.max(np.abs(np.concatenate([g_w.ravel(), g_b])))
     assert full < 1e-6
     assert probe.grad_norm == pytest.approx(full, rel=1e-6, abs=1e-14)
-    assert probe.converged and probe.grad_norm <= 1e-10
+    assert probe.converged
     assert 0 < probe.iterations <= 500
     assert probe.weights.shape == (4, 3) and probe.bias.shape == (3,)
 
@@ -118,7 +122,6 @@ def test_matches_newton_from_a_different_start(l2):
     w, b = _gauge(probe.weights, probe.bias)
     np.testing.assert_allclose(w, w_ref, rtol=0, atol=1e-6)
     np.testing.assert_allclose(b, b_ref, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(probe.bias, b, atol=1e-12)  # returned biases sum to zero
 
 
 def test_objective_is_a_mean_over_examples():
@@ -176,11 +179,18 @@ def test_doubling_l2_changes_the_solution():
     assert np.max(np.abs(g_w)) > 1e-4
 
 
+def test_tol_bounds_the_gradient_on_uncentred_features():
+    x, y = _data(offset=100.0)
+    probe = fit_logistic(x, y, 1e-3, tol=1e-5)
+    assert probe.converged and probe.grad_norm <= 1e-5
+    assert probe.iterations < fit_logistic(x, y, 1e-3).iterations
+
+
 def test_max_iter_caps_the_solve_and_converged_reports_it():
     x, y = _data(spread=2.0)
     probe = fit_logistic(x, y, 0.0, max_iter=2)
     assert probe.iterations <= 2
-    assert not probe.converged and probe.grad_norm > 1e-10
+    assert not probe.converged and probe.grad_norm > 1e-6
 
 
 def test_num_classes_beyond_the_labels_seen():

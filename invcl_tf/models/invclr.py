@@ -39,6 +39,9 @@ class InvCLRModel(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.contrastive_tracker = keras.metrics.Mean(name="contrastive_loss")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
+        # Encoder and head arrive built, and this model has no weights of its own; saying so
+        # spares Keras a symbolic build with the train batch under a distribution strategy.
+        self.built = True
 
     @property
     def metrics(self):
@@ -66,7 +69,7 @@ class InvCLRModel(keras.Model):
                 batch["alpha1"], batch["alpha_extra"], self.gp_clip, self.gp_normalize, signs)
         else:
             h1 = self.represent(batch["x1"], batch["alpha1"], batch["aux1"], training)
-            penalty = tf.zeros([], tf.float32)
+            penalty = None
         # Separate calls per view, so batch-norm statistics are per view as in the authors' code.
         h2 = self.represent(batch["x2"], batch["alpha2"], batch["aux2"], training)
         z1 = self.head(h1, training=training)
@@ -75,6 +78,8 @@ class InvCLRModel(keras.Model):
         offset = tf.cast(rid, tf.int32) * tf.shape(z1)[0]
         contrastive = nt_xent_against(z1, z2, replicas.gather(z1), replicas.gather(z2), offset,
                                       self.temperature)
+        if penalty is None:
+            penalty = tf.zeros_like(contrastive)
         loss = contrastive + self.gp_weight * penalty
         return {"loss": loss, "contrastive_loss": contrastive, "penalty": penalty}
 
@@ -83,7 +88,8 @@ class InvCLRModel(keras.Model):
             losses = self.compute_losses(data, training=True)
             # Gradients are summed over replicas, so each replica's share is loss / N.
             _, num_replicas = replicas.replica_info()
-            scaled = losses["loss"] / num_replicas
+            # Loss scaling (mixed_float16) keeps small gradients representable; identity else.
+            scaled = self.optimizer.scale_loss(losses["loss"] / num_replicas)
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
         learning_rate = self.optimizer.learning_rate  # the rate this step uses, read before apply
