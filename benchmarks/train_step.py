@@ -18,7 +18,7 @@ from absl import app, flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from configs import spirograph  # noqa: E402
-from invcl_tf import training  # noqa: E402
+from invcl_tf import distribute, training  # noqa: E402
 from invcl_tf.data import datasets, pipeline, spirograph as spiro  # noqa: E402
 
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
@@ -26,6 +26,8 @@ _OUTPUT = flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__),
                                                      "train_step.json"), "JSON output path.")
 _CASES = flags.DEFINE_list("cases", ["quarter", "full"], "Cases to run: tiny, quarter, full.")
 _JIT = flags.DEFINE_list("jit", ["false", "true"], "jit_compile settings to measure.")
+_PRECISION = flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"],
+                               "Precision policies to measure (without XLA).")
 
 #: name -> (arch, width_multiplier, batch_size)
 CASES = {"tiny": ("resnet_tiny", 1.0, 64), "quarter": ("resnet18", 0.25, 256),
@@ -43,8 +45,9 @@ def _median_seconds(fn, steps):
     return statistics.median(times)
 
 
-def step_time(arch, width, batch_size, gp_weight, jit, steps):
+def step_time(arch, width, batch_size, gp_weight, jit, steps, precision="float32"):
     """Median seconds of one compiled train step on a fixed batch."""
+    distribute.set_precision(precision)
     config = spirograph.get_config()
     config.model.arch, config.model.width_multiplier = arch, width
     config.train.batch_size = batch_size
@@ -91,17 +94,21 @@ def pipeline_throughput(batch_size, num_extra, batches):
 def main(argv):
     del argv
     rows = []
-    print(f"{'case':<30} {'jit':>5} {'plain s/step':>13} {'penalty s/step':>15} {'ratio':>6}")
+    print(f"{'case':<30} {'precision':>14} {'jit':>5} {'plain s/step':>13} "
+          f"{'penalty s/step':>15} {'ratio':>6}")
+    settings = [("float32", j == "true") for j in _JIT.value]
+    settings += [(p, False) for p in _PRECISION.value if p != "float32"]
     for name in _CASES.value:
         arch, width, batch = CASES[name]
-        for jit in (j == "true" for j in _JIT.value):
-            plain = step_time(arch, width, batch, 0.0, jit, _STEPS.value)
-            penalised = step_time(arch, width, batch, 0.01, jit, _STEPS.value)
+        for precision, jit in settings:
+            plain = step_time(arch, width, batch, 0.0, jit, _STEPS.value, precision)
+            penalised = step_time(arch, width, batch, 0.01, jit, _STEPS.value, precision)
             label = f"{arch} w={width:g} batch {batch}"
-            rows.append({"case": label, "jit": jit, "plain_s": plain, "penalty_s": penalised,
-                         "ratio": penalised / plain})
-            print(f"{label:<30} {str(jit):>5} {plain:13.3f} {penalised:15.3f} "
+            rows.append({"case": label, "precision": precision, "jit": jit, "plain_s": plain,
+                         "penalty_s": penalised, "ratio": penalised / plain})
+            print(f"{label:<30} {precision:>14} {str(jit):>5} {plain:13.3f} {penalised:15.3f} "
                   f"{penalised / plain:6.2f}", flush=True)
+    distribute.set_precision("float32")
     render = {}
     print(f"\n{'renderer, batch 256':<30} {'jit':>5} {'images/s':>13}")
     for with_grad in (False, True):

@@ -51,3 +51,21 @@ def base_config():
     config.eval.monitor_size = 5000  # inputs per split for the quick in-training probe
     config.eval.robustness_values = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     return config
+
+
+def shrink_for_tests(config, train_size, test_size, batch_size, epochs, num_extra):
+    """Turns ``config`` into a seconds-long smoke run on a tiny ResNet (tests use these)."""
+    config.dataset.train_size = train_size
+    config.dataset.test_size = test_size
+    config.model.arch = "resnet_tiny"
+    config.model.width_multiplier = 1.0
+    config.train.batch_size = batch_size
+    config.train.epochs = epochs
+    config.train.warmup_epochs = 1
+    config.gp.num_extra = num_extra
+    config.eval.num_passes = (1, 2)
+    config.eval.variance_copies = 2
+    config.eval.batch_size = test_size
+    config.eval.every_epochs = 1
+    config.eval.monitor_size = batch_size * 2
+    return config

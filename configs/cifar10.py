@@ -37,17 +37,7 @@ def cifar_config(name, arg=None):
     config.eval.every_epochs = 50
     config.eval.robustness_values = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     if arg == "tiny":
-        config.dataset.train_size = 64
-        config.dataset.test_size = 32
-        config.model.arch = "resnet_tiny"
-        config.train.batch_size = 16
-        config.train.epochs = 1
-        config.train.warmup_epochs = 1
-        config.gp.num_extra = 4
-        config.eval.num_passes = (1, 2)
-        config.eval.variance_copies = 2
-        config.eval.batch_size = 32
-        config.eval.every_epochs = 1
-        config.eval.monitor_size = 16
+        base.shrink_for_tests(config, train_size=64, test_size=32, batch_size=16, epochs=1,
+                              num_extra=4)
         config.eval.robustness_values = (0.0, 1.0)
     return config

@@ -7,7 +7,7 @@ Same objective, penalty (λ = 0.01, U = 1000, 100 extra draws), optimiser and pr
 data, a quarter-width ResNet-18, fewer epochs and fewer feature-averaging passes.
 """
 
-from configs import spirograph
+from configs import base, spirograph
 
 
 def get_config(arg=None):
@@ -24,17 +24,6 @@ def get_config(arg=None):
     config.eval.every_epochs = 3
     config.eval.monitor_size = 1000
     if arg == "tiny":
-        config.dataset.train_size = 256
-        config.dataset.test_size = 128
-        config.model.arch = "resnet_tiny"
-        config.model.width_multiplier = 1.0
-        config.train.batch_size = 32
-        config.train.epochs = 2
-        config.train.warmup_epochs = 1
-        config.gp.num_extra = 8
-        config.eval.num_passes = (1, 2)
-        config.eval.variance_copies = 2
-        config.eval.batch_size = 128
-        config.eval.every_epochs = 1
-        config.eval.monitor_size = 64
+        base.shrink_for_tests(config, train_size=256, test_size=128, batch_size=32, epochs=2,
+                              num_extra=8)
     return config

@@ -3,12 +3,16 @@
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "none", "mirrored")
+STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 def strategy_for(name):
-    """``auto``: mirrored over all GPUs when there are several, else the default strategy."""
+    """``auto``: mirrored over all GPUs when there are several, else the default strategy.
+
+    ``multi_worker`` reads the cluster from ``TF_CONFIG``; create it before any other
+    TensorFlow op runs in the process.
+    """
     if name not in STRATEGIES:
         raise ValueError(f"--config.distribute: unknown strategy {name!r}; choose one of "
                          f"{', '.join(STRATEGIES)}")
@@ -16,6 +20,8 @@ def strategy_for(name):
         name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "none"
     if name == "none":
         return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.MirroredStrategy()
 
 

@@ -48,7 +48,7 @@ def format_table(results):
 def _write_json(obj, path):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
+        json.dump(obj, f, indent=2)
     os.replace(tmp, path)
 
 

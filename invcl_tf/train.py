@@ -5,7 +5,7 @@ Started again on the same ``--workdir`` it resumes from the last epoch's checkpo
 
 from absl import app, flags
 
-from invcl_tf import cli, training
+from invcl_tf import cli, custom_loop, training
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -19,7 +19,8 @@ def main(argv):
     config = _CONFIG.value
     try:
         model = training.train(config, _WORKDIR.value)
-        cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
+        if custom_loop.is_chief(model.distribute_strategy):  # one set of results per cluster
+            cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
     except cli.USER_ERRORS as err:
         cli.fail("invcl-train", err)
 

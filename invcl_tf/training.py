@@ -2,18 +2,21 @@
 
 import math
 import os
+import shutil
+import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from invcl_tf import configuration, distribute, evaluation, workdir as workdir_lib
+from invcl_tf import configuration, custom_loop, distribute, evaluation, workdir as workdir_lib
 from invcl_tf.data import datasets, pipeline
 from invcl_tf.models.head import build_projection_head
 from invcl_tf.models.invclr import InvCLRModel
 from invcl_tf.models.resnet import build_encoder
 from invcl_tf.optim.lars import LARS
 from invcl_tf.optim.schedules import WarmupCosine, peak_learning_rate
+
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a non-finite loss; the last good checkpoint was kept."""
@@ -41,21 +44,32 @@ class Checkpointer(keras.callbacks.Callback):
     """Saves model, optimizer and epoch after every epoch; never saves non-finite weights.
 
     ``tf.train.CheckpointManager`` writes the data files before it atomically rewrites its
-    index, so an interrupted save leaves the previous checkpoint in force.
+    index, so an interrupted save leaves the previous checkpoint in force. In a multi-worker
+    run every worker must save (saving may run collectives), but only the chief keeps its
+    checkpoints: the others write to a temporary directory removed at the end; all restore
+    from the chief's ``directory``.
     """
 
-    def __init__(self, model, directory):
+    def __init__(self, model, directory, chief=True):
         super().__init__()
+        self.directory = directory
+        self.chief = chief
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(encoder=model.encoder, head=model.head,
                                               optimizer=model.optimizer, epoch=self.epoch)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        write_dir = directory if chief else tempfile.mkdtemp(prefix="invcl-worker-")
+        self.manager = tf.train.CheckpointManager(self.checkpoint, write_dir, max_to_keep=2)
 
     def restore(self):
         """Restores the latest checkpoint, if any; returns the epoch to start from."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_consumed()
+        latest = tf.train.latest_checkpoint(self.directory)
+        if latest:
+            self.checkpoint.restore(latest).assert_consumed()
         return int(self.epoch.numpy())
+
+    def on_train_end(self, logs=None):
+        if not self.chief:
+            shutil.rmtree(self.manager.directory, ignore_errors=True)
 
     def on_epoch_end(self, epoch, logs=None):
         weights = self.model.weights + self.model.optimizer.variables
@@ -115,26 +129,37 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     encoder (``encoder.keras``). Returns the trained ``InvCLRModel``.
     """
     configuration.validate(config)
+    strategy = distribute.strategy_for(config.distribute)  # multi-worker: before any TF op
+    chief = custom_loop.is_chief(strategy)
     data = datasets.load(config)  # before the workdir: missing data must leave nothing behind
-    workdir_lib.prepare(workdir, config)
+    if chief:
+        workdir_lib.prepare(workdir, config)
     keras.utils.set_random_seed(config.seed)
     spe = pipeline.steps_per_epoch(len(data.train_x), config.train.batch_size)
     distribute.set_precision(config.train.precision)
-    strategy = distribute.strategy_for(config.distribute)
     with strategy.scope():
         model = build_model(config, data.transform, spe)
     ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
-    checkpointer = Checkpointer(model, ckpt_dir)
+    checkpointer = Checkpointer(model, ckpt_dir, chief)
     start_epoch = checkpointer.restore()
     if start_epoch < config.train.epochs:
-        dataset = pipeline.train_dataset(
-            data.train_x, data.transform, config.train.batch_size,
-            config.gp.num_extra if config.gp.weight > 0 else 0, config.seed, start_epoch,
-            config.train.epochs)
-        callbacks = [StopOnNonFinite(spe, ckpt_dir), checkpointer, ProbeMonitor(data, config),
-                     *extra_callbacks,
-                     keras.callbacks.TensorBoard(os.path.join(workdir, workdir_lib.TENSORBOARD_DIR))]
-        model.fit(dataset, epochs=config.train.epochs, initial_epoch=start_epoch,
-                  steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
-    workdir_lib.save_model(model.encoder, os.path.join(workdir, workdir_lib.ENCODER_FILE))
+        num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
+
+        def make_dataset():
+            return pipeline.train_dataset(data.train_x, data.transform, config.train.batch_size,
+                                          num_extra, config.seed, start_epoch,
+                                          config.train.epochs)
+
+        callbacks = [StopOnNonFinite(spe, ckpt_dir), checkpointer, *extra_callbacks]
+        if chief:
+            callbacks += [ProbeMonitor(data, config), keras.callbacks.TensorBoard(
+                os.path.join(workdir, workdir_lib.TENSORBOARD_DIR))]
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            custom_loop.fit(model, strategy, make_dataset, config.train.epochs, start_epoch, spe,
+                            callbacks, verbose)
+        else:
+            model.fit(make_dataset(), epochs=config.train.epochs, initial_epoch=start_epoch,
+                      steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if chief:
+        workdir_lib.save_model(model.encoder, os.path.join(workdir, workdir_lib.ENCODER_FILE))
     return model

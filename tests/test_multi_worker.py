@@ -1,0 +1,80 @@
+"""Two workers on localhost ports train a tiny config together (subprocesses; slow)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.test_cli import REPO, TINY
+
+pytestmark = pytest.mark.slow
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _launch(workdir, ports, index, *flags):
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    env = dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="",
+               TF_CONFIG=json.dumps({"cluster": cluster,
+                                     "task": {"type": "worker", "index": index}}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "invcl_tf.train", f"--config={TINY}", f"--workdir={workdir}",
+         "--config.distribute=multi_worker", *flags],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _run_cluster(workdir, *flags):
+    ports = _free_ports(2)
+    procs = [_launch(workdir, ports, i, *flags) for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    return [out for out, _ in outputs]
+
+
+def test_two_workers_train_and_write_one_set_of_outputs(tmp_path):
+    workdir = tmp_path / "run"
+    chief_out, worker_out = _run_cluster(workdir)
+    assert "Linear probe, test MSE" in chief_out
+    assert "Linear probe" not in worker_out
+    names = sorted(os.listdir(workdir))
+    assert names == ["checkpoints", "config.json", "encoder.keras", "feature_averaging.png",
+                     "results.json", "tensorboard"]
+    checkpoints = sorted(os.listdir(workdir / "checkpoints"))
+    assert checkpoints == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
+                           "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results["mse"]) == {"1", "2"}
+
+
+def test_a_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
+    workdir = tmp_path / "run"
+    flags = ("--config.train.epochs=6", "--config.eval.every_epochs=0")
+    ports = _free_ports(2)
+    procs = [_launch(workdir, ports, i, *flags) for i in range(2)]
+    deadline = time.time() + 300
+    while not (workdir / "checkpoints" / "ckpt-2.index").exists():
+        assert time.time() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.2)
+    procs[1].kill()  # a worker dies; the chief cannot go on alone
+    procs[0].kill()
+    for p in procs:
+        p.communicate()
+    saved = sorted(int(n[5:-6]) for n in os.listdir(workdir / "checkpoints")
+                   if n.endswith(".index"))
+    chief_out, _ = _run_cluster(workdir, *flags)
+    assert saved[-1] < 6, "the cluster finished before it could be stopped"
+    assert f"Epoch {saved[-1] + 1}/6" in chief_out and "Epoch 1/6" not in chief_out
+    assert (workdir / "results.json").exists()
