@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "invcl-train=invcl_tf.train:run",
             "invcl-evaluate=invcl_tf.evaluate:run",
+            "invcl-export=invcl_tf.export:run",
         ],
     },
 )

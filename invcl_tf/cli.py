@@ -10,7 +10,7 @@ from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import configs  # noqa: E402
-from invcl_tf import configuration, evaluation, reporting, workdir  # noqa: E402
+from invcl_tf import configuration, evaluation, reporting, serving, workdir  # noqa: E402
 from invcl_tf.data import datasets  # noqa: E402
 from invcl_tf.training import NonFiniteLossError  # noqa: E402
 
@@ -73,6 +73,18 @@ def robustness_and_report(encoder, config, run_dir):
     paths = reporting.write_robustness(found, run_dir)
     print(reporting.format_robustness(found))
     print("wrote " + ", ".join(paths))
+
+
+def export_run(run_dir, output=None):
+    """Exports the run in ``run_dir`` as an inference SavedModel (default ``run_dir/export``)."""
+    config = workdir.load_config(run_dir)
+    transform, input_shape = datasets.transform_for(config)
+    path = serving.export(workdir.load_encoder(run_dir),
+                          workdir.load_encoder(run_dir, workdir.HEAD_FILE), transform,
+                          input_shape, configuration.to_json(config),
+                          output or os.path.join(run_dir, workdir.EXPORT_DIR))
+    print(f"exported SavedModel to {path}")
+    return path
 
 
 def fail(program, err):

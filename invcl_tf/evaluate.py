@@ -7,9 +7,13 @@ writes ``DIR/robustness.json`` and ``DIR/robustness.png``.
 
 from absl import app, flags
 
-from invcl_tf import cli, workdir
+from invcl_tf import cli, configuration, serving, workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-train.")
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", None, "Evaluate an exported SavedModel (invcl-export) instead of a workdir.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "With --saved_model: where to write results (default: PATH.eval).")
 _NUM_PASSES = flags.DEFINE_list(
     "num_passes", None, "Views averaged per input, e.g. 1,10,30 (default: the run's "
     "eval.num_passes).")
@@ -34,16 +38,23 @@ def _parse_passes(values):
 def main(argv):
     del argv
     cli.quiet_logs()
-    if not _WORKDIR.value:
-        cli.fail("invcl-evaluate", "--workdir is required: pass the directory of a trained run")
+    if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
+        cli.fail("invcl-evaluate", "pass exactly one of --workdir=DIR (a trained run) or "
+                 "--saved_model=PATH (an export)")
     try:
         passes = _parse_passes(_NUM_PASSES.value)
-        config = workdir.load_config(_WORKDIR.value)
-        encoder = workdir.load_encoder(_WORKDIR.value)
-        if _ROBUSTNESS.value:
-            cli.robustness_and_report(encoder, config, _WORKDIR.value)
+        if _SAVED_MODEL.value:
+            encoder = serving.SavedEncoder(_SAVED_MODEL.value)
+            config = configuration.from_json(encoder.config_json())
+            out = _OUTPUT_DIR.value or _SAVED_MODEL.value.rstrip("/") + ".eval"
         else:
-            cli.evaluate_and_report(encoder, config, _WORKDIR.value, passes)
+            config = workdir.load_config(_WORKDIR.value)
+            encoder = workdir.load_encoder(_WORKDIR.value)
+            out = _WORKDIR.value
+        if _ROBUSTNESS.value:
+            cli.robustness_and_report(encoder, config, out)
+        else:
+            cli.evaluate_and_report(encoder, config, out, passes)
     except cli.USER_ERRORS as err:
         cli.fail("invcl-evaluate", err)
 

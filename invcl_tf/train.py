@@ -21,6 +21,7 @@ def main(argv):
         model = training.train(config, _WORKDIR.value)
         if custom_loop.is_chief(model.distribute_strategy):  # one set of results per cluster
             cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
+            cli.export_run(_WORKDIR.value)
     except cli.USER_ERRORS as err:
         cli.fail("invcl-train", err)
 

@@ -126,7 +126,7 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     """Pretrains per ``config`` in ``workdir``, resuming from its last checkpoint.
 
     Writes ``config.json``, checkpoints after each epoch, TensorBoard logs and the final
-    encoder (``encoder.keras``). Returns the trained ``InvCLRModel``.
+    encoder and head (``encoder.keras``, ``head.keras``). Returns the trained ``InvCLRModel``.
     """
     configuration.validate(config)
     strategy = distribute.strategy_for(config.distribute)  # multi-worker: before any TF op
@@ -162,4 +162,5 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
                       steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
     if chief:
         workdir_lib.save_model(model.encoder, os.path.join(workdir, workdir_lib.ENCODER_FILE))
+        workdir_lib.save_model(model.head, os.path.join(workdir, workdir_lib.HEAD_FILE))
     return model

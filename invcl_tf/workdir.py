@@ -9,6 +9,8 @@ from invcl_tf import configuration
 
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
+HEAD_FILE = "head.keras"
+EXPORT_DIR = "export"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -67,10 +69,10 @@ def load_config(workdir):
         return configuration.from_json(f.read())
 
 
-def load_encoder(workdir):
-    """The trained encoder saved in ``workdir``."""
-    path = os.path.join(workdir, ENCODER_FILE)
+def load_encoder(workdir, filename=ENCODER_FILE):
+    """The trained encoder (or, with ``filename=HEAD_FILE``, head) saved in ``workdir``."""
+    path = os.path.join(workdir, filename)
     if not os.path.exists(path):
-        raise WorkdirError(f"--workdir {workdir} holds no trained encoder ({ENCODER_FILE}): "
+        raise WorkdirError(f"--workdir {workdir} holds no trained model ({filename}): "
                            "finish training there first with invcl-train --workdir=" + workdir)
     return keras.saving.load_model(path, compile=False)

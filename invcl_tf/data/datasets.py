@@ -75,26 +75,34 @@ def cifar_arrays(name, data_dir, train_size, test_size):
             tuple(info.features["label"].names))
 
 
+def transform_for(config):
+    """The run's transformation and the shape of one input it takes (no data loaded)."""
+    name = config.dataset.name
+    if name == "spirograph":
+        return spirograph.SpirographTransform(), (len(spirograph.TARGET_NAMES),)
+    if name in CIFAR:
+        mean, std = CIFAR[name]
+        transform = cifar.CifarTransform(mean, std, strength=config.dataset.color_strength)
+        return transform, (cifar.IMAGE_SIZE, cifar.IMAGE_SIZE, 3)
+    raise DataError(f"--config.dataset.name: unknown dataset {name!r}; choose one of "
+                    f"{', '.join(NAMES)}")
+
+
 def load(config):
     """The ``DataBundle`` of ``config.dataset`` (Spirograph's targets sampled once per seed)."""
     name = config.dataset.name
+    transform, _ = transform_for(config)
     if name == "spirograph":
         train, test = spirograph_targets(config.seed, config.dataset.train_size,
                                          config.dataset.test_size)
-        return DataBundle(train, train, test, test, spirograph.SpirographTransform(),
-                          "regression", spirograph.TARGET_NAMES)
-    if name in CIFAR:
-        train_x, train_y, test_x, test_y, classes = cifar_arrays(
-            name, config.dataset.data_dir, config.dataset.train_size, config.dataset.test_size)
-        mean, std = CIFAR[name]
-        transform = cifar.CifarTransform(mean, std, strength=config.dataset.color_strength)
-        return DataBundle(
-            train_x, train_y, test_x, test_y, transform, "classification", classes,
-            {"untransformed": transform.variant(crop=False, flip=False, p_jitter=0.0,
-                                                p_gray=0.0),
-             "color_only": transform.variant(crop=False, flip=False)})
-    raise DataError(f"--config.dataset.name: unknown dataset {name!r}; choose one of "
-                    f"{', '.join(NAMES)}")
+        return DataBundle(train, train, test, test, transform, "regression",
+                          spirograph.TARGET_NAMES)
+    train_x, train_y, test_x, test_y, classes = cifar_arrays(
+        name, config.dataset.data_dir, config.dataset.train_size, config.dataset.test_size)
+    return DataBundle(
+        train_x, train_y, test_x, test_y, transform, "classification", classes,
+        {"untransformed": transform.variant(crop=False, flip=False, p_jitter=0.0, p_gray=0.0),
+         "color_only": transform.variant(crop=False, flip=False)})
 
 
 _BACKGROUND = ("rback", "gback", "bback")

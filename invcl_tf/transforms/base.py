@@ -36,6 +36,10 @@ class DifferentiableTransform(abc.ABC):
         del seed
         return x
 
+    def normalize_images(self, images):
+        """Maps images in [0, 1] to the encoder's input scale (default: unchanged)."""
+        return images
+
     @abc.abstractmethod
     def param_variance(self):
         """Prior variance of each component of α, float32 ``[K]`` (a no-information baseline)."""

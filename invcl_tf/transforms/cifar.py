@@ -79,8 +79,11 @@ class CifarTransform(DifferentiableTransform):
 
     def apply(self, x, alpha, aux):
         """Random colour distortion of prepared images ``x``, then (x − mean) / std."""
-        x = color.random_color(x, alpha, aux)
-        return (x - tf.cast(self.mean, x.dtype)) / tf.cast(self.std, x.dtype)
+        return self.normalize_images(color.random_color(x, alpha, aux))
+
+    def normalize_images(self, images):
+        """(x − mean) / std per channel."""
+        return (images - tf.cast(self.mean, images.dtype)) / tf.cast(self.std, images.dtype)
 
     def param_variance(self):
         """Prior variance of the four jitter parameters, float32 ``[4]``."""

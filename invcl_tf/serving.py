@@ -1,0 +1,110 @@
+"""SavedModel export for inference, with feature averaging traced into the graph.
+
+The archive holds no Python: the transformation's sampling and rendering are traced into its
+functions, so ``tf.saved_model.load`` works in a process that never imports ``invcl_tf``.
+"""
+
+import keras
+import tensorflow as tf
+
+from invcl_tf.data import pipeline
+
+IMAGE_SHAPE = (32, 32, 3)
+
+
+def averaged_representation(encoder, transform, inputs, num_samples, seed):
+    """Mean of ``h`` over ``num_samples`` random views of ``inputs``, keyed on ``seed``.
+
+    Views are drawn as in training (``prepare_view``, α and the random-apply choices, then
+    ``apply``), encoder in inference mode; deterministic for a given ``seed``.
+    """
+    num_samples = tf.convert_to_tensor(num_samples, tf.int32)
+    check = tf.debugging.assert_greater_equal(
+        num_samples, 1, message="encode_averaged: num_samples must be >= 1")
+    with tf.control_dependencies([check]):
+        base = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    dim = encoder.output_shape[-1]
+
+    def add_view(m, total):
+        x, alpha, aux = pipeline.random_view(transform, inputs, pipeline.fold(base, m))
+        h = encoder(transform.apply(x, alpha, aux), training=False)
+        return m + 1, total + tf.cast(h, tf.float32)
+
+    # An explicit loop: export traces without AutoGraph, and M is only known at serving time.
+    _, total = tf.while_loop(lambda m, _: m < num_samples, add_view,
+                             (tf.constant(0), tf.zeros([tf.shape(inputs)[0], dim], tf.float32)))
+    return total / tf.cast(num_samples, tf.float32)
+
+
+def build_archive(encoder, head, transform, input_shape, config_json):
+    """A ``keras.export.ExportArchive`` with the endpoints listed in ``export``'s docstring."""
+    archive = keras.export.ExportArchive()
+    archive.track(encoder)
+    archive.track(head)
+    dim = encoder.output_shape[-1]
+    images = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")
+
+    def encode(images):
+        return tf.cast(encoder(transform.normalize_images(images), training=False),
+                       tf.float32)
+
+    # The first endpoint becomes serving_default.
+    archive.add_endpoint("encode", encode, [images])
+    archive.add_endpoint(
+        "encode_averaged",
+        lambda inputs, num_samples, seed: averaged_representation(
+            encoder, transform, inputs, num_samples, seed),
+        [tf.TensorSpec([None, *input_shape], tf.float32, name="inputs"),
+         tf.TensorSpec([], tf.int32, name="num_samples"),
+         tf.TensorSpec([], tf.int32, name="seed")])
+    archive.add_endpoint(
+        "project", lambda h: tf.cast(head(h, training=False), tf.float32),
+        [tf.TensorSpec([None, dim], tf.float32, name="h")])
+    archive.add_endpoint(
+        "encode_training",
+        lambda images: tf.cast(encoder(transform.normalize_images(images), training=True),
+                               tf.float32),
+        [images])
+    archive.add_endpoint(
+        "encode_normalized",
+        lambda images: tf.cast(encoder(images, training=False), tf.float32),
+        [tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="normalized_images")])
+    archive.add_endpoint("config", lambda: tf.constant(config_json), [])
+    return archive
+
+
+def export(encoder, head, transform, input_shape, config_json, path):
+    """Writes the inference SavedModel to ``path``.
+
+    Endpoints (``serving_default`` is ``encode``):
+      encode(images [B,32,32,3] in [0, 1]) -> h, the representation (normalisation inside);
+      encode_averaged(inputs, num_samples, seed) -> mean of h over random training views
+        (Spirograph: inputs are target vectors [B, 4]; CIFAR: images in [0, 1]);
+      project(h) -> the contrastive projection; encode_training(images) -> h with batch norm
+        in training mode (for ``keras.layers.TFSMLayer`` fine-tuning);
+      encode_normalized(normalized images) -> h; config() -> the run's config as JSON.
+    """
+    build_archive(encoder, head, transform, input_shape, config_json).write_out(
+        path, verbose=False)
+    return path
+
+
+class SavedEncoder:
+    """A loaded SavedModel standing in for a Keras encoder in ``invcl_tf.evaluation``."""
+
+    def __init__(self, path):
+        try:
+            self.module = tf.saved_model.load(path)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--saved_model={path}: no readable SavedModel there ({err}); "
+                             "write one with invcl-export") from err
+        dim = self.module.project.concrete_functions[0].structured_input_signature[0][0].shape[-1]
+        self.output_shape = (None, int(dim))
+
+    def __call__(self, images, training=False):
+        del training  # the exported encoder is used in inference mode
+        return self.module.encode_normalized(tf.cast(images, tf.float32))
+
+    def config_json(self):
+        """The exporting run's config."""
+        return self.module.config().numpy().decode()
