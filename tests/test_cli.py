@@ -37,6 +37,15 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     assert set(results["mse"]) == {"1", "2"}
     assert set(results["mse_per_target"]["2"]) == {"m", "b", "sigma", "rfore"}
     assert os.path.getsize(os.path.join(workdir, "feature_averaging.png")) > 1000
+    assert os.path.exists(os.path.join(workdir, "export", "saved_model.pb"))
+
+    exported = str(tmp_path / "exported")
+    proc = _run("invcl_tf.export", f"--workdir={workdir}", f"--output={exported}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _run("invcl_tf.evaluate", f"--saved_model={exported}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from_export = json.load(open(exported + ".eval/results.json"))
+    assert from_export["mse"]["2"] == pytest.approx(results["mse"]["2"], rel=1e-5)
 
     proc = _run("invcl_tf.evaluate", f"--workdir={workdir}", "--num_passes=1,3")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -45,7 +45,7 @@ def _batch(config, dtype=tf.float32):
     # float64 shows the two computations are the same function. float32 is bounded by its own
     # rounding, which the penalty's second-order gradient at initialisation amplifies:
     # permuting the batch on one device moves the initial penalty by ~4e-4.
-    ("float64", 1e-6, 1e-9), ("float32", 1e-4, 1e-2)])
+    ("float64", 1e-6, 1e-9), pytest.param("float32", 1e-4, 1e-2, marks=pytest.mark.slow)])
 def test_two_mirrored_replicas_equal_one_device(strategy, precision, loss_rtol, weight_rtol):
     keras.mixed_precision.set_global_policy(precision)
     config = _config()
@@ -68,6 +68,7 @@ def test_two_mirrored_replicas_equal_one_device(strategy, precision, loss_rtol, 
     assert changed > len(initial) // 2  # the step really moved the weights
 
 
+@pytest.mark.slow
 def test_per_replica_batch_norm_differs_from_one_device(strategy):
     """The check above can fail: without synchronised BN two replicas do not match."""
     keras.mixed_precision.set_global_policy("float64")

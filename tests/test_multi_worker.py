@@ -50,8 +50,8 @@ def test_two_workers_train_and_write_one_set_of_outputs(tmp_path):
     assert "Linear probe, test MSE" in chief_out
     assert "Linear probe" not in worker_out
     names = sorted(os.listdir(workdir))
-    assert names == ["checkpoints", "config.json", "encoder.keras", "feature_averaging.png",
-                     "results.json", "tensorboard"]
+    assert names == ["checkpoints", "config.json", "encoder.keras", "export",
+                     "feature_averaging.png", "head.keras", "results.json", "tensorboard"]
     checkpoints = sorted(os.listdir(workdir / "checkpoints"))
     assert checkpoints == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
                            "ckpt-2.data-00000-of-00001", "ckpt-2.index"]

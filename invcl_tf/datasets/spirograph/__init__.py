@@ -1,5 +1,5 @@
 """The ``spirograph`` TFDS dataset; importing this package registers it with TFDS."""
 
-from invcl_tf.datasets.spirograph.spirograph_dataset_builder import Builder, SpirographConfig
+from .spirograph_dataset_builder import Builder, SpirographConfig
 
 __all__ = ["Builder", "SpirographConfig"]
