@@ -22,7 +22,7 @@ setup(
         "tensorboard>=2.20",
         "numpy>=1.26",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "dill>=0.3"]},  # dill: TFDS builder tests
     entry_points={
         "console_scripts": [
             "invcl-train=invcl_tf.train:run",

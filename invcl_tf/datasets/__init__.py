@@ -1,1 +1,1 @@
-"""TFDS dataset builders; import a builder's package (e.g. ``invcl_tf.datasets.spirograph``) to register it."""
+"""TFDS dataset builders; importing a builder's package registers it (``.spirograph``)."""

@@ -3,7 +3,9 @@
 Built fully offline: the targets are the run's fixed target vectors of
 ``invcl_tf.data.datasets.spirograph_targets`` and the images are drawn with
 ``invcl_tf.data.spirograph.render``. Build with
-``tfds build invcl_tf/datasets/spirograph --config=small --data_dir=DIR``.
+``tfds build invcl_tf/datasets/spirograph --config=small --data_dir=DIR`` (the ``tfds`` CLI
+itself needs apache-beam installed), or load with ``tfds.load("spirograph", data_dir=DIR)``
+after ``import invcl_tf.datasets.spirograph``.
 """
 
 import dataclasses
@@ -60,12 +62,12 @@ class SpirographConfig(tfds.core.BuilderConfig):
                              f"got train_size={self.train_size}, test_size={self.test_size}")
 
 
-def quantize(images):
+def _quantize(images):
     """Float images in [0, 1] (clipped) to uint8 levels round(255 * x)."""
     return np.round(255.0 * np.clip(images, 0.0, 1.0)).astype(np.uint8)
 
 
-def nuisance_seed(seed, split):
+def _nuisance_seed(seed, split):
     """The stateless seed [2] of the stored nuisance of ``split`` ("train" or "test")."""
     return pipeline.fold(seed, pipeline.STREAM_DATA, _SPLITS[split], _NUISANCE_SALT)
 
@@ -117,14 +119,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         config = self.builder_config
         targets = dict(zip(_SPLITS, datasets.spirograph_targets(
             config.seed, config.train_size, config.test_size)))
-        return {split: self._generate_examples(targets[split], nuisance_seed(config.seed, split))
+        return {split: self._generate_examples(targets[split], _nuisance_seed(config.seed, split))
                 for split in _SPLITS}
 
     def _generate_examples(self, targets, seed):
+        """Yields ``(index, example)`` for each row of ``targets``, nuisance drawn from ``seed``."""
         nuisance = spirograph.sample_nuisance(seed, [len(targets)]).numpy()
         for start in range(0, len(targets), _RENDER_BATCH):
             stop = start + _RENDER_BATCH
-            images = quantize(spirograph.render(targets[start:stop], nuisance[start:stop]).numpy())
+            images = _quantize(spirograph.render(targets[start:stop], nuisance[start:stop]).numpy())
             for index, image in enumerate(images, start):
                 yield index, {"image": image, "targets": targets[index],
                               "nuisance": nuisance[index]}
