@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import cifar10, cifar100
-from invcl_tf import evaluation, training
+from invcl_tf import configuration, evaluation, serving, training
 from invcl_tf.data import datasets
 from tests.test_cli import _error_lines, _run
 
@@ -67,3 +68,16 @@ def test_train_and_evaluate_on_mock_data(tmp_path):
                                   datasets.robustness_sweeps(data, config.eval.robustness_values))
     assert [p["value"] for p in found["color_strength"]] == [0.0, 1.0]
     assert all(0.0 <= p["accuracy"] <= 1.0 for p in found["color_strength"])
+
+    # The export normalises inside and averages over crop + flip + jitter views in the graph.
+    path = serving.export(model.encoder, model.head, data.transform, (32, 32, 3),
+                          configuration.to_json(config), str(tmp_path / "export"))
+    module = tf.saved_model.load(path)
+    images = data.test_x[:4].astype("float32") / 255.0
+    np.testing.assert_allclose(module.encode(images),
+                               model.encoder(data.transform.normalize_images(images)),
+                               rtol=1e-5, atol=1e-5)
+    averaged = module.encode_averaged(images, 3, 5)
+    np.testing.assert_allclose(averaged, serving.averaged_representation(
+        model.encoder, data.transform, images, 3, 5), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(averaged, module.encode(images))
