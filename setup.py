@@ -28,6 +28,7 @@ setup(
             "invcl-train=invcl_tf.train:run",
             "invcl-evaluate=invcl_tf.evaluate:run",
             "invcl-export=invcl_tf.export:run",
+            "invcl-tune=tuning.search:run",
         ],
     },
 )

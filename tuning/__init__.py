@@ -1,0 +1,1 @@
+"""Keras Tuner search over InvCLR's penalty strength λ (and friends)."""

@@ -1,0 +1,119 @@
+"""``InvCLRHyperModel``: builds InvCLR from a config plus hyperparameters and scores it on a
+validation split carved from the training set (never the test set)."""
+
+import copy
+import math
+
+import keras_tuner
+import numpy as np
+
+from invcl_tf import distribute, evaluation, training
+from invcl_tf.data import datasets, pipeline
+
+#: name -> ("log", lo, hi) | ("float", lo, hi) | ("choice", [values]); names are config fields.
+DEFAULT_SPACE = {"gp.weight": ("log", 1e-4, 1.0), "gp.clip": ("choice", [1.0, 1000.0])}
+BASELINE = "baseline"
+
+
+def _declare(hp, name, spec):
+    kind = spec[0]
+    if kind == "log":
+        return hp.Float(name, spec[1], spec[2], sampling="log")
+    if kind == "float":
+        return hp.Float(name, spec[1], spec[2])
+    if kind == "choice":
+        return hp.Choice(name, list(spec[1]))
+    raise ValueError(f"--space: unknown kind {kind!r} for {name}; use log, float or choice")
+
+
+def trial_config(base, hp, space):
+    """The base config with this trial's values; the baseline trial runs with λ = 0."""
+    config = copy.deepcopy(base)
+    config.unlock()
+    for name, spec in space.items():
+        section, field = name.split(".")
+        setattr(getattr(config, section), field, _declare(hp, name, spec))
+    if hp.Boolean(BASELINE, default=False):
+        config.gp.weight = 0.0
+    # Hyperband decides a trial's epochs; the learning-rate schedule spans exactly those.
+    config.train.epochs = int(hp.values.get("tuner/epochs", config.train.epochs))
+    return config.lock()
+
+
+def validation_split(data, fraction):
+    """Training inputs split into (fit part, validation part); the test split is not touched."""
+    n_val = max(2, int(len(data.train_x) * fraction))
+    cut = len(data.train_x) - n_val
+    return cut, n_val
+
+
+class InvCLRHyperModel(keras_tuner.HyperModel):
+    """Builds and trains InvCLR per trial; the objective is a validation linear probe.
+
+    Args:
+      config: the base run config (``ml_collections``).
+      space: ``{config field: spec}`` as ``DEFAULT_SPACE``.
+      validation_fraction: share of the training inputs held out to score the probe.
+    """
+
+    def __init__(self, config, space=None, validation_fraction=0.2):
+        super().__init__(name="invclr")
+        self.config = config
+        self.space = dict(space or DEFAULT_SPACE)
+        self.validation_fraction = validation_fraction
+        self.data = datasets.load(config)
+        self.cut, _ = validation_split(self.data, validation_fraction)
+
+    @property
+    def objective(self):
+        """The tuner objective: validation probe MSE (min) or accuracy (max)."""
+        if self.data.task == "regression":
+            return keras_tuner.Objective("val_probe_mse", "min")
+        return keras_tuner.Objective("val_probe_accuracy", "max")
+
+    def build(self, hp):
+        config = trial_config(self.config, hp, self.space)
+        distribute.set_precision(config.train.precision)
+        steps = pipeline.steps_per_epoch(self.cut, config.train.batch_size)
+        with distribute.strategy_for(config.distribute).scope():
+            return training.build_model(config, self.data.transform, steps)
+
+    def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), verbose=0,
+            **kwargs):
+        """Trains on the fit part and returns ``{objective: value}`` on the validation part.
+
+        Hyperband passes ``epochs``; the learning-rate schedule then spans those epochs. A
+        non-finite loss fails the trial (recorded as failed; the search goes on).
+        """
+        del args, kwargs
+        config = trial_config(self.config, hp, self.space)
+        epochs = int(epochs or config.train.epochs)
+        steps = pipeline.steps_per_epoch(self.cut, config.train.batch_size)
+        train_x = self.data.train_x[:self.cut]
+        ds = pipeline.train_dataset(train_x, self.data.transform, config.train.batch_size,
+                                    config.gp.num_extra if config.gp.weight > 0 else 0,
+                                    config.seed, initial_epoch, epochs)
+        history = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                            callbacks=list(callbacks), verbose=verbose, shuffle=False)
+        losses = history.history.get("loss", [math.nan])
+        if not np.all(np.isfinite(losses)):
+            raise keras_tuner.errors.FailedTrialError(
+                f"the loss became non-finite with {dict(hp.values)}")
+        return self.score(model, config)
+
+    def score(self, model, config):
+        """Probe score on the validation part, the probe fitted on the rest (M = 1)."""
+        half = self.cut // 2
+        split = {"probe_x": self.data.train_x[:half], "probe_y": self.data.train_y[:half],
+                 "test_x": self.data.train_x[self.cut:], "test_y": self.data.train_y[self.cut:]}
+        views = evaluation.ViewEncoder(model.encoder, self.data.transform,
+                                       config.eval.batch_size)
+        scores, _ = evaluation.feature_averaged_scores(
+            views, split, [1], lambda p, t: evaluation.probe_scores(
+                self.data.task, config.eval.probe_l2, p, split["probe_y"], t, split["test_y"],
+                self.data.label_names), pipeline.fold(config.seed, pipeline.STREAM_EVAL, 9))
+        main = "mse" if self.data.task == "regression" else "accuracy"
+        value = scores[1][main]
+        if not math.isfinite(value):
+            raise keras_tuner.errors.FailedTrialError("the validation probe score is not finite")
+        return {f"val_probe_{main}": value}

@@ -1,0 +1,74 @@
+"""Searches λ (and friends) with Keras Tuner:
+
+    python -m tuning.search --config=configs/spirograph_cpu.py --tuner=bayesian \
+        --max_trials=20 --directory=runs/tune
+
+Running it again on the same ``--directory`` resumes the search. With keras-tuner's
+``KERASTUNER_TUNER_ID``/``KERASTUNER_ORACLE_IP``/``KERASTUNER_ORACLE_PORT`` set, a chief and
+workers share one search; the chief writes ``trials.csv``, ``best_config.py`` and
+``objective_vs_lambda.png`` into the directory.
+"""
+
+import json
+
+from absl import app, flags
+
+from invcl_tf import cli, configuration
+
+_CONFIG = cli.define_config_flag()
+_TUNER = flags.DEFINE_enum("tuner", "bayesian", ["bayesian", "hyperband", "random"],
+                           "The search algorithm.")
+_MAX_TRIALS = flags.DEFINE_integer("max_trials", 10, "Trials to run (bayesian, random), the "
+                                   "λ = 0 baseline included.")
+_DIRECTORY = flags.DEFINE_string("directory", None, "Where the search keeps its state.")
+_PROJECT = flags.DEFINE_string("project_name", "invclr", "Subdirectory of --directory.")
+_SPACE = flags.DEFINE_string(
+    "space", None, 'JSON {config field: spec} replacing the default space, e.g. '
+    '\'{"gp.weight": ["log", 1e-4, 1], "train.temperature": ["choice", [0.2, 0.5]]}\'.')
+_VALIDATION = flags.DEFINE_float("validation_fraction", 0.2, "Share of the training inputs "
+                                 "held out to score each trial.")
+_MAX_FAILED = flags.DEFINE_integer(
+    "max_consecutive_failed_trials", 5, "Stop after this many failed trials in a row (a trial "
+    "fails when its loss becomes non-finite).")
+
+
+def main(argv):
+    del argv
+    cli.quiet_logs()
+    if not _DIRECTORY.value:
+        cli.fail("invcl-tune", "--directory is required: pass where the search keeps its state")
+    import keras_tuner  # deferred: heavy, and only the search needs it
+
+    from tuning import oracles, report
+    from tuning.hypermodel import DEFAULT_SPACE, InvCLRHyperModel
+
+    config = _CONFIG.value
+    try:
+        configuration.validate(config)
+        space = json.loads(_SPACE.value) if _SPACE.value else DEFAULT_SPACE
+        hypermodel = InvCLRHyperModel(config, space, _VALIDATION.value)
+        kwargs = {"objective": hypermodel.objective, "seed": config.seed,
+                  "max_consecutive_failed_trials": _MAX_FAILED.value}
+        if _TUNER.value == "hyperband":
+            kwargs["max_epochs"] = config.train.epochs
+        else:
+            kwargs["max_trials"] = _MAX_TRIALS.value
+        tuner = keras_tuner.Tuner(oracle=oracles.ORACLES[_TUNER.value](**kwargs),
+                                  hypermodel=hypermodel, directory=_DIRECTORY.value,
+                                  project_name=_PROJECT.value, overwrite=False)
+        tuner.search()
+        if keras_tuner.src.distribute.utils.is_chief_oracle() or not \
+                keras_tuner.src.distribute.utils.has_chief_oracle():
+            paths = report.write_outputs(tuner, hypermodel, _DIRECTORY.value)
+            print("wrote " + ", ".join(paths))
+    except (json.JSONDecodeError, *cli.USER_ERRORS) as err:
+        cli.fail("invcl-tune", err)
+
+
+def run():
+    """Console-script entry point (``invcl-tune``)."""
+    app.run(main, flags_parser=cli.flags_parser("invcl-tune"))
+
+
+if __name__ == "__main__":
+    run()
