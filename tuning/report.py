@@ -19,6 +19,7 @@ _CONFIG_TEMPLATE = '''"""Best trial {trial_id} of the search in {directory}: {ob
 import json
 
 import ml_collections
+from ml_collections import config_dict
 
 _CONFIG = """{config_json}"""
 
@@ -26,7 +27,10 @@ _CONFIG = """{config_json}"""
 def get_config(arg=None):
     """The best trial's full config."""
     del arg
-    return ml_collections.ConfigDict(json.loads(_CONFIG))
+    config = ml_collections.ConfigDict(json.loads(_CONFIG))
+    if config.dataset.get("data_dir", "") is None:  # keep --config.dataset.data_dir settable
+        config.dataset.data_dir = config_dict.placeholder(str)
+    return config
 '''
 
 
