@@ -81,3 +81,16 @@ def test_a_chief_and_a_worker_share_one_search(tmp_path):
     assert chief.returncode == 0, outs[1][1][-3000:]
     rows = _rows(tmp_path)
     assert [r["status"] for r in rows] == ["COMPLETED"] * 3
+
+
+def test_hyperband_search_completes_with_the_baseline_first(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuning.search", f"--config={TINY}", "--tuner=hyperband",
+         "--config.train.epochs=2", f"--directory={tmp_path}"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _rows(tmp_path)
+    assert len(rows) >= 2 and all(r["status"] == "COMPLETED" for r in rows)
+    assert rows[0]["baseline"] == "True" and not any(r["baseline"] == "True" for r in rows[1:])
+    assert (tmp_path / "best_config.py").exists()
