@@ -40,11 +40,13 @@ def trial_config(base, hp, space):
     return config.lock()
 
 
-def validation_split(data, fraction):
-    """Training inputs split into (fit part, validation part); the test split is not touched."""
-    n_val = max(2, int(len(data.train_x) * fraction))
-    cut = len(data.train_x) - n_val
-    return cut, n_val
+def validation_start(num_train, fraction):
+    """Index where the held-out validation part of the training inputs begins.
+
+    Training uses the inputs before it, the probe is scored on those after it; the test split
+    is never touched.
+    """
+    return num_train - max(2, int(num_train * fraction))
 
 
 class InvCLRHyperModel(keras_tuner.HyperModel):
@@ -62,7 +64,7 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         self.space = dict(space or DEFAULT_SPACE)
         self.validation_fraction = validation_fraction
         self.data = datasets.load(config)
-        self.cut, _ = validation_split(self.data, validation_fraction)
+        self.cut = validation_start(len(self.data.train_x), validation_fraction)
 
     @property
     def objective(self):
