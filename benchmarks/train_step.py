@@ -18,8 +18,9 @@ from absl import app, flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from configs import spirograph  # noqa: E402
-from invcl_tf import distribute, training  # noqa: E402
-from invcl_tf.data import datasets, pipeline, spirograph as spiro  # noqa: E402
+from invcl_tf import distribute, pretraining  # noqa: E402
+from invcl_tf.data import pipeline, sources  # noqa: E402
+from invcl_tf.transforms import spirograph as spiro  # noqa: E402
 
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per measurement.")
 _OUTPUT = flags.DEFINE_string("output", os.path.join(os.path.dirname(__file__),
@@ -53,7 +54,7 @@ def step_time(arch, width, batch_size, gp_weight, jit, steps, precision="float32
     config.train.batch_size = batch_size
     config.gp.weight = gp_weight
     transform = spiro.SpirographTransform()
-    model = training.build_model(config, transform, steps_per_epoch=100)
+    model = pretraining.build_model(config, transform, steps_per_epoch=100)
     targets = spiro.sample_targets([0, 0], batch_size)
     batch = pipeline.draw_views(transform, targets, pipeline.fold(0, 1),
                                 config.gp.num_extra if gp_weight else 0)
@@ -80,7 +81,7 @@ def renderer_throughput(batch_size, jit, steps, with_grad):
 
 def pipeline_throughput(batch_size, num_extra, batches):
     """Batches per second the tf.data pipeline delivers (100k targets, as the paper's run)."""
-    targets, _ = datasets.spirograph_targets(0, 100_000, 2)
+    targets, _ = sources.spirograph_targets(0, 100_000, 2)
     ds = pipeline.train_dataset(targets, spiro.SpirographTransform(), batch_size, num_extra, 0,
                                 0, 1).take(batches + 2)
     it = iter(ds)

@@ -10,9 +10,9 @@ from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 import configs  # noqa: E402
-from invcl_tf import configuration, evaluation, reporting, serving, workdir  # noqa: E402
-from invcl_tf.data import datasets  # noqa: E402
-from invcl_tf.training import NonFiniteLossError  # noqa: E402
+from invcl_tf import configuration, eval_protocol, results_io, serving, workdir  # noqa: E402
+from invcl_tf.data import sources  # noqa: E402
+from invcl_tf.pretraining import NonFiniteLossError  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "spirograph_cpu.py")
 
@@ -59,26 +59,26 @@ def quiet_logs():
 
 def evaluate_and_report(encoder, config, run_dir, num_passes=None):
     """Evaluates ``encoder``, writes ``results.json`` and the plot to ``run_dir``, prints a table."""
-    results = evaluation.evaluate(encoder, datasets.load(config), config, num_passes)
-    paths = reporting.write_results(results, run_dir)
-    print(reporting.format_table(results))
+    results = eval_protocol.evaluate(encoder, sources.load(config), config, num_passes)
+    paths = results_io.write_results(results, run_dir)
+    print(results_io.format_table(results))
     print("wrote " + ", ".join(paths))
 
 
 def robustness_and_report(encoder, config, run_dir):
     """Runs the test-time nuisance sweeps, writes ``robustness.json`` and its plot, prints."""
-    data = datasets.load(config)
-    sweeps = datasets.robustness_sweeps(data, config.eval.robustness_values)
-    found = evaluation.robustness(encoder, data, config, sweeps)
-    paths = reporting.write_robustness(found, run_dir)
-    print(reporting.format_robustness(found))
+    data = sources.load(config)
+    sweeps = sources.robustness_sweeps(data, config.eval.robustness_values)
+    found = eval_protocol.robustness(encoder, data, config, sweeps)
+    paths = results_io.write_robustness(found, run_dir)
+    print(results_io.format_robustness(found))
     print("wrote " + ", ".join(paths))
 
 
 def export_run(run_dir, output=None):
     """Exports the run in ``run_dir`` as an inference SavedModel (default ``run_dir/export``)."""
     config = workdir.load_config(run_dir)
-    transform, input_shape = datasets.transform_for(config)
+    transform, input_shape = sources.transform_for(config)
     path = serving.export(workdir.load_encoder(run_dir),
                           workdir.load_encoder(run_dir, workdir.HEAD_FILE), transform,
                           input_shape, configuration.to_json(config),

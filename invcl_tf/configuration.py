@@ -5,7 +5,7 @@ import json
 import ml_collections
 
 from invcl_tf import distribute
-from invcl_tf.data.datasets import CIFAR, NAMES as DATASETS
+from invcl_tf.data.sources import CIFAR, NAMES as DATASETS
 from invcl_tf.models.resnet import ARCHS
 
 

@@ -90,7 +90,7 @@ def export(encoder, head, transform, input_shape, config_json, path):
 
 
 class SavedEncoder:
-    """A loaded SavedModel standing in for a Keras encoder in ``invcl_tf.evaluation``."""
+    """A loaded SavedModel standing in for a Keras encoder in ``invcl_tf.eval_protocol``."""
 
     def __init__(self, path):
         try:

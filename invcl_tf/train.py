@@ -5,7 +5,7 @@ Started again on the same ``--workdir`` it resumes from the last epoch's checkpo
 
 from absl import app, flags
 
-from invcl_tf import cli, custom_loop, training
+from invcl_tf import cli, custom_loop, pretraining
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -18,7 +18,7 @@ def main(argv):
         cli.fail("invcl-train", "--workdir is required: pass --workdir=DIR for the run's outputs")
     config = _CONFIG.value
     try:
-        model = training.train(config, _WORKDIR.value)
+        model = pretraining.train(config, _WORKDIR.value)
         if custom_loop.is_chief(model.distribute_strategy):  # one set of results per cluster
             cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
             cli.export_run(_WORKDIR.value)

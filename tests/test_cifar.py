@@ -8,22 +8,22 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import cifar10, cifar100
-from invcl_tf import configuration, evaluation, serving, training
-from invcl_tf.data import datasets
+from invcl_tf import configuration, eval_protocol, pretraining, serving
+from invcl_tf.data import sources
 from tests.test_cli import _error_lines, _run
 
 
 def test_missing_data_names_the_data_dir_and_tfds_build(tmp_path):
-    with pytest.raises(datasets.DataError, match=r"--config.dataset.data_dir.*tfds build cifar10"):
-        datasets.cifar_arrays("cifar10", str(tmp_path / "tfds"), 10, 10)
+    with pytest.raises(sources.DataError, match=r"--config.dataset.data_dir.*tfds build cifar10"):
+        sources.cifar_arrays("cifar10", str(tmp_path / "tfds"), 10, 10)
     assert not os.listdir(tmp_path)
 
 
 def test_training_with_missing_data_writes_nothing(tmp_path):
     config = cifar10.get_config("tiny")
     config.dataset.data_dir = str(tmp_path / "tfds")
-    with pytest.raises(datasets.DataError):
-        training.train(config, str(tmp_path / "run"), verbose=0)
+    with pytest.raises(sources.DataError):
+        pretraining.train(config, str(tmp_path / "run"), verbose=0)
     assert not os.listdir(tmp_path)
 
 
@@ -40,7 +40,7 @@ def test_cli_with_missing_data_gives_one_line(tmp_path):
 def test_load_reads_images_labels_and_builds_the_transforms():
     config = cifar100.get_config("tiny")
     with tfds.testing.mock_data(num_examples=80):
-        data = datasets.load(config)
+        data = sources.load(config)
     assert data.train_x.shape == (64, 32, 32, 3) and data.train_x.dtype == np.uint8
     assert data.test_x.shape == (32, 32, 32, 3) and data.test_y.dtype == np.int64
     assert len(data.label_names) == 100 and data.task == "classification"
@@ -53,19 +53,19 @@ def test_load_reads_images_labels_and_builds_the_transforms():
 def test_train_and_evaluate_on_mock_data(tmp_path):
     config = cifar10.get_config("tiny")
     with tfds.testing.mock_data(num_examples=80):
-        model = training.train(config, str(tmp_path), verbose=0)
-        data = datasets.load(config)
+        model = pretraining.train(config, str(tmp_path), verbose=0)
+        data = sources.load(config)
     assert np.isfinite(model.history.history["loss"]).all()
     assert "monitor_probe_accuracy" in model.history.history
-    results = evaluation.evaluate(model.encoder, data, config)
+    results = eval_protocol.evaluate(model.encoder, data, config)
     assert set(results["accuracy"]) == {"1", "2"}
     assert 0.0 <= results["accuracy"]["2"] <= 1.0 and results["cross_entropy"]["1"] > 0
     assert set(results["untransformed"]["accuracy"]) == {"1"}
     assert set(results["color_only"]["accuracy"]) == {"1", "2"}
     assert results["nuisance_mse_baseline"] == pytest.approx(0.0408, abs=1e-4)
     assert results["penalty_estimate"] > 0 and results["conditional_variance"] >= 0
-    found = evaluation.robustness(model.encoder, data, config,
-                                  datasets.robustness_sweeps(data, config.eval.robustness_values))
+    found = eval_protocol.robustness(model.encoder, data, config,
+                                  sources.robustness_sweeps(data, config.eval.robustness_values))
     assert [p["value"] for p in found["color_strength"]] == [0.0, 1.0]
     assert all(0.0 <= p["accuracy"] <= 1.0 for p in found["color_strength"])
 

@@ -6,8 +6,9 @@ import pytest
 import tensorflow as tf
 
 from configs import spirograph_cpu
-from invcl_tf import distribute, training
-from invcl_tf.data import pipeline, spirograph
+from invcl_tf import distribute, pretraining
+from invcl_tf.data import pipeline
+from invcl_tf.transforms import spirograph
 
 TRANSFORM = spirograph.SpirographTransform()
 
@@ -50,10 +51,10 @@ def test_two_mirrored_replicas_equal_one_device(strategy, precision, loss_rtol, 
     keras.mixed_precision.set_global_policy(precision)
     config = _config()
     batch = _batch(config, tf.float64 if precision == "float64" else tf.float32)
-    one = training.build_model(config, TRANSFORM, steps_per_epoch=10)
+    one = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
     initial = one.get_weights()
     with strategy.scope():
-        two = training.build_model(config, TRANSFORM, steps_per_epoch=10)
+        two = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
     two.set_weights(initial)
     logs_one, weights_one = _one_step(one, batch)
     logs_two, weights_two = _one_step(two, batch)
@@ -74,9 +75,9 @@ def test_per_replica_batch_norm_differs_from_one_device(strategy):
     keras.mixed_precision.set_global_policy("float64")
     config = _config(model__sync_bn=False)
     batch = _batch(config, tf.float64)
-    one = training.build_model(config, TRANSFORM, steps_per_epoch=10)
+    one = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
     with strategy.scope():
-        two = training.build_model(config, TRANSFORM, steps_per_epoch=10)
+        two = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
     two.set_weights(one.get_weights())
     logs_one, _ = _one_step(one, batch)
     logs_two, _ = _one_step(two, batch)
@@ -87,7 +88,7 @@ def test_per_replica_batch_norm_differs_from_one_device(strategy):
 def test_mixed_precision_runs_with_finite_float32_losses(precision):
     distribute.set_precision(precision)
     config = _config()
-    model = training.build_model(config, TRANSFORM, steps_per_epoch=10)
+    model = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
     assert model.encoder.layers[1].compute_dtype != "float32"
     ds = pipeline.train_dataset(spirograph.sample_targets([0, 4], 64), TRANSFORM, 16,
                                 config.gp.num_extra, 0, 0, 1)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.data import pipeline, spirograph
+from invcl_tf.data import pipeline
+from invcl_tf.transforms import spirograph
 from invcl_tf.losses import nt_xent
 from invcl_tf.models import InvCLRModel, build_encoder, build_projection_head
 from invcl_tf.penalty import gradient_penalty, rademacher

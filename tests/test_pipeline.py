@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.data import datasets, pipeline, spirograph
+from invcl_tf.data import pipeline, sources
+from invcl_tf.transforms import spirograph
 
 TRANSFORM = spirograph.SpirographTransform()
 
@@ -73,9 +74,9 @@ def test_fold_is_deterministic_and_separates_streams():
 
 
 def test_spirograph_targets_depend_on_the_seed_only():
-    train, test = datasets.spirograph_targets(0, 100, 20)
-    train2, _ = datasets.spirograph_targets(0, 100, 20)
-    other, _ = datasets.spirograph_targets(1, 100, 20)
+    train, test = sources.spirograph_targets(0, 100, 20)
+    train2, _ = sources.spirograph_targets(0, 100, 20)
+    other, _ = sources.spirograph_targets(1, 100, 20)
     np.testing.assert_array_equal(train, train2)
     assert not np.allclose(train, other)
     assert train.shape == (100, 4) and test.shape == (20, 4)

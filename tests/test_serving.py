@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 from configs import spirograph_cpu
-from invcl_tf import configuration, evaluation, serving, training
-from invcl_tf.data import datasets, spirograph
+from invcl_tf import configuration, eval_protocol, pretraining, serving
+from invcl_tf.data import sources
+from invcl_tf.transforms import spirograph
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +24,8 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     config = spirograph_cpu.get_config("tiny")
     config.eval.every_epochs = 0
-    model = training.train(config, str(root / "run"), verbose=0)
-    transform, shape = datasets.transform_for(config)
+    model = pretraining.train(config, str(root / "run"), verbose=0)
+    transform, shape = sources.transform_for(config)
     path = serving.export(model.encoder, model.head, transform, shape,
                           configuration.to_json(config), str(root / "model"))
     return {"model": model, "config": config, "transform": transform, "path": path,
@@ -105,9 +106,9 @@ def test_tfsm_layer_fine_tunes_with_batch_norm_in_training_mode(exported):
 
 def test_evaluating_the_saved_model_matches_the_checkpoint(exported):
     config = exported["config"]
-    data = datasets.load(config)
-    from_model = evaluation.evaluate(exported["model"].encoder, data, config)
-    from_export = evaluation.evaluate(serving.SavedEncoder(exported["path"]), data, config)
+    data = sources.load(config)
+    from_model = eval_protocol.evaluate(exported["model"].encoder, data, config)
+    from_export = eval_protocol.evaluate(serving.SavedEncoder(exported["path"]), data, config)
     for m, value in from_model["mse"].items():
         assert from_export["mse"][m] == pytest.approx(value, rel=1e-5)
     assert from_export["conditional_variance"] == pytest.approx(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.data import spirograph as sp
+from invcl_tf.transforms import spirograph as sp
 
 GRID = np.linspace(-6.0, 6.0, 32)
 # The grid points nearest to 0 are ±6/31 (32 points, step 12/31).

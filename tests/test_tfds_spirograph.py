@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from invcl_tf.data import datasets, spirograph
-from invcl_tf.datasets.spirograph import Builder, SpirographConfig
+from invcl_tf.data import sources
+from invcl_tf.transforms import spirograph
+from invcl_tf.tfds_builders.spirograph import Builder, SpirographConfig
 
 TRAIN, TEST = 6, 3
 
@@ -63,7 +64,7 @@ def test_registered_configs():
 
 @pytest.mark.parametrize("key, seed", [("seed0", 0), ("seed1", 1)])
 def test_targets_are_the_runs_targets_in_order(built, key, seed):
-    train, test = datasets.spirograph_targets(seed, TRAIN, TEST)
+    train, test = sources.spirograph_targets(seed, TRAIN, TEST)
     np.testing.assert_array_equal(built[key]["train"]["targets"], train)
     np.testing.assert_array_equal(built[key]["test"]["targets"], test)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from configs import spirograph_cpu
-from invcl_tf import configuration, training, workdir
+from invcl_tf import configuration, pretraining, workdir
 
 
 def _config(**overrides):
@@ -38,13 +38,13 @@ def _weights(model):
 
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
     config = _config(train__epochs=3)
-    full = training.train(config, str(tmp_path / "full"), verbose=0)
+    full = pretraining.train(config, str(tmp_path / "full"), verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        training.train(config, str(tmp_path / "resumed"), verbose=0,
+        pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
                        extra_callbacks=[_Interrupt(2)])
     checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
     assert (checkpoints / "ckpt-2.index").exists() and not (checkpoints / "ckpt-3.index").exists()
-    resumed = training.train(config, str(tmp_path / "resumed"), verbose=0)
+    resumed = pretraining.train(config, str(tmp_path / "resumed"), verbose=0)
     assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 3 * 8
     for a, b in zip(_weights(full), _weights(resumed)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -52,7 +52,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
 
 
 def test_outputs_of_a_run(tmp_path):
-    model = training.train(_config(eval__every_epochs=1), str(tmp_path), verbose=0)
+    model = pretraining.train(_config(eval__every_epochs=1), str(tmp_path), verbose=0)
     history = model.history.history
     assert len(history["monitor_probe_mse"]) == 2 and len(history["penalty"]) == 2
     assert 0 < history["monitor_conditional_variance"][-1] < 2
@@ -71,18 +71,18 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                 kernel = self.model.encoder.trainable_variables[0]
                 kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
-    with pytest.raises(training.NonFiniteLossError, match=r"step 9 \(epoch 2\)"):
-        training.train(_config(), str(tmp_path), verbose=0, extra_callbacks=[Poison()])
+    with pytest.raises(pretraining.NonFiniteLossError, match=r"step 9 \(epoch 2\)"):
+        pretraining.train(_config(), str(tmp_path), verbose=0, extra_callbacks=[Poison()])
     checkpoints = tmp_path / workdir.CHECKPOINT_DIR
     assert (checkpoints / "ckpt-1.index").exists() and not (checkpoints / "ckpt-2.index").exists()
     assert not (tmp_path / workdir.ENCODER_FILE).exists()
 
 
 def test_a_workdir_with_another_config_is_refused_and_left_alone(tmp_path):
-    training.train(_config(train__epochs=1), str(tmp_path), verbose=0)
+    pretraining.train(_config(train__epochs=1), str(tmp_path), verbose=0)
     before = (tmp_path / workdir.CONFIG_FILE).read_text()
     with pytest.raises(workdir.WorkdirError, match="different config.*gp.weight"):
-        training.train(_config(train__epochs=1, gp__weight=0.0), str(tmp_path), verbose=0)
+        pretraining.train(_config(train__epochs=1, gp__weight=0.0), str(tmp_path), verbose=0)
     assert (tmp_path / workdir.CONFIG_FILE).read_text() == before
     assert (tmp_path / workdir.CHECKPOINT_DIR / "ckpt-1.index").exists()
 
@@ -91,7 +91,7 @@ def test_an_unwritable_workdir_is_named(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(workdir.WorkdirError, match="not writable"):
-        training.train(_config(), str(blocker / "run"), verbose=0)
+        pretraining.train(_config(), str(blocker / "run"), verbose=0)
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -103,5 +103,5 @@ def test_an_unwritable_workdir_is_named(tmp_path):
 ])
 def test_bad_config_values_name_the_field(tmp_path, field, value, message):
     with pytest.raises(configuration.ConfigError, match=message):
-        training.train(_config(**{field: value}), str(tmp_path), verbose=0)
+        pretraining.train(_config(**{field: value}), str(tmp_path), verbose=0)
     assert not os.listdir(tmp_path)

@@ -7,8 +7,8 @@ import math
 import keras_tuner
 import numpy as np
 
-from invcl_tf import distribute, evaluation, training
-from invcl_tf.data import datasets, pipeline
+from invcl_tf import distribute, eval_protocol, pretraining
+from invcl_tf.data import pipeline, sources
 
 #: name -> ("log", lo, hi) | ("float", lo, hi) | ("choice", [values]); names are config fields.
 DEFAULT_SPACE = {"gp.weight": ("log", 1e-4, 1.0), "gp.clip": ("choice", [1.0, 1000.0])}
@@ -63,7 +63,7 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         self.config = config
         self.space = dict(space or DEFAULT_SPACE)
         self.validation_fraction = validation_fraction
-        self.data = datasets.load(config)
+        self.data = sources.load(config)
         self.cut = validation_start(len(self.data.train_x), validation_fraction)
 
     @property
@@ -78,7 +78,7 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         distribute.set_precision(config.train.precision)
         steps = pipeline.steps_per_epoch(self.cut, config.train.batch_size)
         with distribute.strategy_for(config.distribute).scope():
-            return training.build_model(config, self.data.transform, steps)
+            return pretraining.build_model(config, self.data.transform, steps)
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), verbose=0,
             **kwargs):
@@ -108,10 +108,10 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         half = self.cut // 2
         split = {"probe_x": self.data.train_x[:half], "probe_y": self.data.train_y[:half],
                  "test_x": self.data.train_x[self.cut:], "test_y": self.data.train_y[self.cut:]}
-        views = evaluation.ViewEncoder(model.encoder, self.data.transform,
+        views = eval_protocol.ViewEncoder(model.encoder, self.data.transform,
                                        config.eval.batch_size)
-        scores, _ = evaluation.feature_averaged_scores(
-            views, split, [1], lambda p, t: evaluation.probe_scores(
+        scores, _ = eval_protocol.feature_averaged_scores(
+            views, split, [1], lambda p, t: eval_protocol.probe_scores(
                 self.data.task, config.eval.probe_l2, p, split["probe_y"], t, split["test_y"],
                 self.data.label_names), pipeline.fold(config.seed, pipeline.STREAM_EVAL, 9))
         main = "mse" if self.data.task == "regression" else "accuracy"

@@ -1,11 +1,11 @@
 """TFDS builder for Spirograph (SPEC §3): rendered images with their targets and nuisance.
 
 Built fully offline: the targets are the run's fixed target vectors of
-``invcl_tf.data.datasets.spirograph_targets`` and the images are drawn with
-``invcl_tf.data.spirograph.render``. Build with
-``tfds build invcl_tf/datasets/spirograph --config=small --data_dir=DIR`` (the ``tfds`` CLI
+``invcl_tf.data.sources.spirograph_targets`` and the images are drawn with
+``invcl_tf.transforms.spirograph.render``. Build with
+``tfds build invcl_tf/tfds_builders/spirograph --config=small --data_dir=DIR`` (the ``tfds`` CLI
 itself needs apache-beam installed), or load with ``tfds.load("spirograph", data_dir=DIR)``
-after ``import invcl_tf.datasets.spirograph``.
+after ``import invcl_tf.tfds_builders.spirograph``.
 """
 
 import dataclasses
@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from invcl_tf.data import datasets, pipeline, spirograph
+from invcl_tf.data import pipeline, sources
+from invcl_tf.transforms import spirograph
 
 # Split name -> index folded into the nuisance seed; the order follows ``spirograph_targets``.
 _SPLITS = {"train": 0, "test": 1}
@@ -28,7 +29,7 @@ Spirograph, the synthetic dataset of InvCLR (Foster, Pukdee, Rainforth, ICLR 202
 Each image is a spirograph curve drawn from four target parameters (m, b, sigma, rfore) and
 six nuisance parameters (h, rback, gfore, gback, bfore, bback). `targets` are exactly the
 run's fixed target vectors for the config's seed and sizes
-(`invcl_tf.data.datasets.spirograph_targets`), in order: example i of a split holds its
+(`invcl_tf.data.sources.spirograph_targets`), in order: example i of a split holds its
 i-th target vector. `nuisance` is one fixed draw per example, uniform in the paper's ranges,
 from a stateless seed derived from the config's seed and the split.
 
@@ -117,7 +118,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         del dl_manager  # Everything is rendered locally; nothing is downloaded.
         config = self.builder_config
-        targets = dict(zip(_SPLITS, datasets.spirograph_targets(
+        targets = dict(zip(_SPLITS, sources.spirograph_targets(
             config.seed, config.train_size, config.test_size)))
         return {split: self._generate_examples(targets[split], _nuisance_seed(config.seed, split))
                 for split in _SPLITS}

@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from invcl_tf import configuration, custom_loop, distribute, evaluation, workdir as workdir_lib
-from invcl_tf.data import datasets, pipeline
+from invcl_tf import configuration, custom_loop, distribute, eval_protocol, workdir as workdir_lib
+from invcl_tf.data import pipeline, sources
 from invcl_tf.models.head import build_projection_head
 from invcl_tf.models.invclr import InvCLRModel
 from invcl_tf.models.resnet import build_encoder
@@ -118,7 +118,7 @@ class ProbeMonitor(keras.callbacks.Callback):
         every = self.config.eval.every_epochs
         if logs is None or not every or (epoch + 1) % every:
             return
-        found = evaluation.quick_probe(self.model.encoder, self.data, self.config)
+        found = eval_protocol.quick_probe(self.model.encoder, self.data, self.config)
         logs.update({f"monitor_{name}": value for name, value in found.items()})
 
 
@@ -131,7 +131,7 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     configuration.validate(config)
     strategy = distribute.strategy_for(config.distribute)  # multi-worker: before any TF op
     chief = custom_loop.is_chief(strategy)
-    data = datasets.load(config)  # before the workdir: missing data must leave nothing behind
+    data = sources.load(config)  # before the workdir: missing data must leave nothing behind
     if chief:
         workdir_lib.prepare(workdir, config)
     keras.utils.set_random_seed(config.seed)

@@ -4,7 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from invcl_tf.data import pipeline, spirograph
+from invcl_tf.data import pipeline
+from invcl_tf.transforms import spirograph
 from invcl_tf.transforms import cifar
 
 _SPLIT_TRAIN, _SPLIT_TEST = 0, 1

@@ -3,17 +3,18 @@
 import numpy as np
 import pytest
 
-from invcl_tf.data import datasets, spirograph
+from invcl_tf.data import sources
+from invcl_tf.transforms import spirograph
 from invcl_tf.transforms import cifar
 
 
 def _bundle(transform, task):
     empty = np.zeros((0,))
-    return datasets.DataBundle(empty, empty, empty, empty, transform, task, ())
+    return sources.DataBundle(empty, empty, empty, empty, transform, task, ())
 
 
 def test_spirograph_sweeps_shift_and_widen_background_and_h():
-    sweeps = datasets.robustness_sweeps(
+    sweeps = sources.robustness_sweeps(
         _bundle(spirograph.SpirographTransform(), "regression"), (0.0, 0.5))
     assert set(sweeps) == {"background_shift", "background_widen", "h_shift", "h_widen"}
     (v0, base), (v1, shifted) = sweeps["h_shift"]
@@ -30,7 +31,7 @@ def test_spirograph_sweeps_shift_and_widen_background_and_h():
 
 def test_cifar_sweep_always_jitters_at_each_strength_without_crop_or_gray():
     transform = cifar.CifarTransform(cifar.CIFAR10_MEAN, cifar.CIFAR10_STD)
-    sweeps = datasets.robustness_sweeps(_bundle(transform, "classification"), (0.0, 0.875))
+    sweeps = sources.robustness_sweeps(_bundle(transform, "classification"), (0.0, 0.875))
     (_, zero), (value, strong) = sweeps["color_strength"]
     assert value == 0.875 and strong.strength == 0.875 and zero.strength == 0.0
     for t in (zero, strong):
