@@ -9,18 +9,21 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["invcl_tf", "invcl_tf.*", "configs", "tuning", "tuning.*",
-                                    "benchmarks"]),
+    # configs/ and benchmarks/ stay in the checkout (configs are found by path); only the
+    # library and the tuner are importable packages.
+    packages=find_packages(include=["invcl_tf", "invcl_tf.*", "tuning", "tuning.*"]),
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",
-        "keras-tuner>=1.4.7,<2",
+        "keras-tuner[bayesian]>=1.4.7,<2",  # [bayesian]: scikit-learn, for --tuner=bayesian
         "tensorflow-datasets>=4.9.7,<5",
         "absl-py>=2.1,<3",
         "ml-collections>=1.0,<2",
         "matplotlib>=3.8,<4",
         "tensorboard>=2.20",
         "numpy>=1.26",
+        "scipy>=1.11",  # the logistic probe's L-BFGS and the ridge solve
+        "etils[epath]>=1.5",  # the TFDS builder's path (TFDS itself needs it too)
     ],
     extras_require={"test": ["pytest>=8", "dill>=0.3"]},  # dill: TFDS builder tests
     entry_points={

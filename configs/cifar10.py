@@ -7,9 +7,7 @@ machine with internet):
         --config.dataset.data_dir=DIR
 """
 
-from ml_collections import config_dict
-
-from configs import base
+from invcl_tf import configuration
 
 
 def get_config(arg=None):
@@ -21,9 +19,8 @@ def cifar_config(name, arg=None):
     """The CIFAR protocol for ``name`` in {cifar10, cifar100}; ``arg`` picks a variant."""
     if arg not in (None, "", "tiny"):
         raise ValueError(f"unknown variant {arg!r} of the {name} config; known: tiny")
-    config = base.base_config()
+    config = configuration.base_config()
     config.dataset.name = name
-    config.dataset.data_dir = config_dict.placeholder(str)  # None: TFDS's default
     config.dataset.train_size = 50_000
     config.dataset.test_size = 10_000
     config.dataset.color_strength = 0.5
@@ -37,7 +34,7 @@ def cifar_config(name, arg=None):
     config.eval.every_epochs = 50
     config.eval.robustness_values = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     if arg == "tiny":
-        base.shrink_for_tests(config, train_size=64, test_size=32, batch_size=16, epochs=1,
+        configuration.shrink_for_tests(config, train_size=64, test_size=32, batch_size=16, epochs=1,
                               num_extra=4)
         config.eval.robustness_values = (0.0, 1.0)
     return config

@@ -4,7 +4,9 @@
         --config.dataset.data_dir=DIR
 """
 
-from configs import cifar10
+from invcl_tf import configuration
+
+cifar10 = configuration.import_config_file("cifar10.py", relative_to=__file__)
 
 
 def get_config(arg=None):

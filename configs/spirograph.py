@@ -8,12 +8,12 @@
 representation (test MSE ≈ 0.22).
 """
 
-from configs import base
+from invcl_tf import configuration
 
 
 def get_config(arg=None):
     """Returns the paper's Spirograph config; ``arg`` picks a variant (``collapse``)."""
-    config = base.base_config()  # its defaults are the Spirograph protocol
+    config = configuration.base_config()  # its defaults are the Spirograph protocol
     if arg == "collapse":
         config.gp.weight = 0.1
     elif arg:

@@ -7,7 +7,9 @@ Same objective, penalty (λ = 0.01, U = 1000, 100 extra draws), optimiser and pr
 data, a quarter-width ResNet-18, fewer epochs and fewer feature-averaging passes.
 """
 
-from configs import base, spirograph
+from invcl_tf import configuration
+
+spirograph = configuration.import_config_file("spirograph.py", relative_to=__file__)
 
 
 def get_config(arg=None):
@@ -24,6 +26,6 @@ def get_config(arg=None):
     config.eval.every_epochs = 3
     config.eval.monitor_size = 1000
     if arg == "tiny":
-        base.shrink_for_tests(config, train_size=256, test_size=128, batch_size=32, epochs=2,
+        configuration.shrink_for_tests(config, train_size=256, test_size=128, batch_size=32, epochs=2,
                               num_extra=8)
     return config

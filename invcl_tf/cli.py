@@ -9,15 +9,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-import configs  # noqa: E402
-from invcl_tf import configuration, eval_protocol, results_io, serving, workdir  # noqa: E402
+from invcl_tf import configuration, errors, eval_protocol, results_io, serving  # noqa: E402
+from invcl_tf import workdir  # noqa: E402
 from invcl_tf.data import sources  # noqa: E402
-from invcl_tf.pretraining import NonFiniteLossError  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(configs.__file__), "spirograph_cpu.py")
-
-#: Errors that carry a message for the user; anything else is a bug and keeps its traceback.
-USER_ERRORS = (configuration.ConfigError, workdir.WorkdirError, NonFiniteLossError, ValueError)
+#: The CPU demo, found by path in the checkout the package is installed from (``pip -e``).
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "configs", "spirograph_cpu.py")
 
 
 def define_config_flag():

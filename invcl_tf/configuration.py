@@ -1,16 +1,120 @@
-"""Checks a run's ``ml_collections`` config and compares it with a stored one."""
+"""A run's ``ml_collections`` config: the shared schema, its checks, and comparisons.
 
+The config files in the repository's ``configs/`` start from ``base_config()`` and set a
+dataset's protocol; they are found by path (``--config=configs/x.py``), never imported as a
+package, and build on each other through ``import_config_file``.
+"""
+
+import importlib.util
 import json
+import os
 
 import ml_collections
+from ml_collections import config_dict
 
-from invcl_tf import distribute
+from invcl_tf import distribute, errors, replicas
 from invcl_tf.data.sources import CIFAR, NAMES as DATASETS
 from invcl_tf.models.resnet import ARCHS
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.UserError, ValueError):
     """A config field holds a value the run cannot use; the message names field and fix."""
+
+
+#: Fields a resumed run may change: they do not change what training computes.
+RESUMABLE_CHANGES = ("eval.", "distribute", "train.jit_compile", "dataset.data_dir")
+#: Fields ``invcl-evaluate`` may override on a trained run's config.
+EVALUATION_OVERRIDES = ("eval.", "dataset.data_dir")
+PROBE_TARGETS = ("fresh", "pretraining")
+
+
+def base_config():
+    """The shared schema with SPEC §4/§5 defaults (Spirograph: batch 512, LARS, warm-up + cosine)."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.distribute = "auto"  # auto | none | mirrored | multi_worker; batch_size is global
+
+    config.dataset = ml_collections.ConfigDict()
+    config.dataset.name = "spirograph"
+    config.dataset.data_dir = config_dict.placeholder(str)  # a TFDS data_dir (None: default)
+    config.dataset.train_size = 100_000
+    config.dataset.test_size = 20_000
+
+    config.model = ml_collections.ConfigDict()
+    config.model.arch = "resnet18"
+    config.model.width_multiplier = 1.0
+    # Synchronised batch norm makes N replicas compute what one device would on the global
+    # batch; the authors' DataParallel kept statistics per device.
+    config.model.sync_bn = True
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 512
+    config.train.epochs = 50
+    config.train.base_lr = 1.5  # peak lr = base_lr * batch_size / 256
+    config.train.warmup_epochs = 10
+    config.train.momentum = 0.9
+    config.train.weight_decay = 1e-6
+    config.train.trust_coefficient = 1e-3
+    config.train.temperature = 0.5
+    config.train.jit_compile = False  # XLA measured 2x slower on CPU; try it on GPUs
+    config.train.precision = "float32"  # or mixed_float16 / mixed_bfloat16
+
+    config.gp = ml_collections.ConfigDict()
+    config.gp.weight = 0.01
+    config.gp.clip = 1000.0
+    config.gp.num_extra = 100
+    config.gp.normalize = True
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.num_passes = (1, 2, 3, 4, 5, 10, 20, 30)
+    config.eval.probe_l2 = 1e-8
+    config.eval.probe_fraction = 0.5  # probe-train size: this share of dataset.train_size
+    config.eval.test_fraction = 0.5   # of the test split scores it
+    # Spirograph: "fresh" probe-train targets from their own stream (the authors' eval.py
+    # draws a new dataset); "pretraining" fits the probe on the pretraining targets.
+    config.eval.probe_targets = "fresh"
+    config.eval.nuisance_l2 = 1e-5
+    config.eval.variance_copies = 10
+    config.eval.batch_size = 500
+    config.eval.every_epochs = 10
+    config.eval.monitor_size = 5000  # inputs per split for the quick in-training probe
+    config.eval.robustness_values = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    return config
+
+
+def shrink_for_tests(config, train_size, test_size, batch_size, epochs, num_extra):
+    """Turns ``config`` into a seconds-long smoke run on a tiny ResNet (``:tiny`` variants)."""
+    config.dataset.train_size = train_size
+    config.dataset.test_size = test_size
+    config.model.arch = "resnet_tiny"
+    config.model.width_multiplier = 1.0
+    config.train.batch_size = batch_size
+    config.train.epochs = epochs
+    config.train.warmup_epochs = 1
+    config.gp.num_extra = num_extra
+    config.eval.num_passes = (1, 2)
+    config.eval.variance_copies = 2
+    config.eval.batch_size = test_size
+    config.eval.every_epochs = 1
+    config.eval.monitor_size = batch_size * 2
+    return config
+
+
+def import_config_file(path, relative_to=None):
+    """Imports a config file by path (as ``--config`` does) and returns it as a module.
+
+    ``relative_to`` (a config file's ``__file__``) resolves ``path`` against its directory,
+    so config files can build on each other without being an installed package.
+    """
+    if relative_to is not None:
+        path = os.path.join(os.path.dirname(os.path.abspath(relative_to)), path)
+    name = "invcl_config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or not os.path.exists(path):
+        raise ConfigError(f"--config: no config file at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _require(condition, field, message):
@@ -57,6 +161,28 @@ def validate(config):
     _require(config.eval.variance_copies >= 2, "eval.variance_copies", "must be at least 2")
     _require(config.eval.every_epochs >= 0, "eval.every_epochs", "must be >= 0 (0: never)")
     _require(config.eval.batch_size >= 1, "eval.batch_size", "must be at least 1")
+    _require(config.eval.get("probe_targets", "fresh") in PROBE_TARGETS, "eval.probe_targets",
+             f"must be one of {', '.join(PROBE_TARGETS)}")
+
+
+def check_replicas(config, num_replicas):
+    """Raises ``ConfigError`` unless ``train.batch_size`` splits equally over the replicas."""
+    try:
+        replicas.require_even_split(config.train.batch_size, num_replicas,
+                                    "--config.train.batch_size")
+    except replicas.UnevenBatchError as err:
+        raise ConfigError(str(err)) from err
+
+
+def training_changes(stored, current):
+    """Splits the fields that differ into ``(refused, allowed)`` for resuming a run.
+
+    Allowed are the ``RESUMABLE_CHANGES`` (evaluation, strategy, XLA); anything else changes
+    what training computes.
+    """
+    changed = differences(stored, current)
+    allowed = [f for f in changed if _matches(f, RESUMABLE_CHANGES)]
+    return [f for f in changed if f not in allowed], allowed
 
 
 def to_json(config):
@@ -64,9 +190,42 @@ def to_json(config):
     return json.dumps(config.to_dict(), indent=2, sort_keys=True)
 
 
+def _with_defaults(stored, defaults):
+    # Fields added to the schema after a run was stored take their defaults.
+    merged = dict(stored)
+    for key, value in defaults.items():
+        if key not in merged:
+            merged[key] = value
+        elif isinstance(value, dict) and isinstance(merged[key], dict):
+            merged[key] = _with_defaults(merged[key], value)
+    return merged
+
+
 def from_json(text):
-    """A locked ConfigDict from ``to_json`` text."""
-    return ml_collections.ConfigDict(json.loads(text)).lock()
+    """A locked ConfigDict from ``to_json`` text; fields it lacks take the schema's defaults."""
+    return ml_collections.ConfigDict(
+        _with_defaults(json.loads(text), base_config().to_dict())).lock()
+
+
+def _matches(field, prefixes):
+    return any(field == p or (p.endswith(".") and field.startswith(p)) for p in prefixes)
+
+
+def with_overrides(config, overrides, allowed=EVALUATION_OVERRIDES):
+    """A copy of ``config`` with ``{dotted field: value}`` set; fields outside ``allowed``
+    (prefixes ending in ``.`` or whole names) raise ``ConfigError``."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    for field, value in sorted(overrides.items()):
+        _require(_matches(field, allowed), field,
+                 f"cannot be changed here; only {', '.join(p + '*' if p.endswith('.') else p for p in allowed)} "
+                 "can (train a new run to change the rest)")
+        *sections, name = field.split(".")
+        node = config
+        for section in sections:
+            node = node[section]
+        node[name] = value
+    validate(config)
+    return config.lock()
 
 
 def differences(a, b, prefix=""):

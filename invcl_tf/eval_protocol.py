@@ -108,7 +108,9 @@ def _split(data, config, size=None):
     """The probe-train and test subsets the evaluation uses."""
     n_probe = size or max(2, int(len(data.train_x) * config.eval.probe_fraction))
     n_test = size or max(2, int(len(data.test_x) * config.eval.test_fraction))
-    return {"probe_x": data.train_x[:n_probe], "probe_y": data.train_y[:n_probe],
+    probe_x, probe_y = ((data.train_x, data.train_y) if data.probe_x is None
+                        else (data.probe_x, data.probe_y))
+    return {"probe_x": probe_x[:n_probe], "probe_y": probe_y[:n_probe],
             "test_x": data.test_x[:n_test], "test_y": data.test_y[:n_test]}
 
 
@@ -176,6 +178,7 @@ def evaluate(encoder, data, config, num_passes=None):
         "nuisance_mse": probe.mse(nuisance.predict(first["test_h"]), first["test_alpha"]),
         "nuisance_mse_baseline": float(np.mean(data.transform.param_variance())),
         "num_probe_train": len(split["probe_x"]),
+        "probe_inputs": "pretraining" if data.probe_x is None else "fresh",
         "num_test": len(split["test_x"]),
         "num_passes": num_passes,
         "task": data.task,

@@ -1,19 +1,25 @@
 """Evaluates a trained run: ``python -m invcl_tf.evaluate --workdir=DIR --num_passes=1,10,30``.
 
-Writes ``DIR/results.json`` and ``DIR/feature_averaging.png`` and prints a table. With
-``--robustness`` it instead sweeps test-time nuisance shifts (``eval.robustness_values``) and
-writes ``DIR/robustness.json`` and ``DIR/robustness.png``.
+Writes ``DIR/results.json`` and ``DIR/feature_averaging.png`` (or into ``--output_dir``) and
+prints a table. With ``--robustness`` it instead sweeps test-time nuisance shifts
+(``eval.robustness_values``) and writes ``robustness.json`` and ``robustness.png``. The run's
+stored config is used; ``--config.eval.*`` and ``--config.dataset.data_dir`` override it.
 """
 
 from absl import app, flags
+from ml_collections import config_flags
 
-from invcl_tf import cli, configuration, serving, workdir
+from invcl_tf import cli, configuration, errors, serving, workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-train.")
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "Evaluate an exported SavedModel (invcl-export) instead of a workdir.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "With --saved_model: where to write results (default: PATH.eval).")
+    "output_dir", None, "Where to write results (default: the workdir, or PATH.eval for "
+    "--saved_model); keeps the training run's results.json untouched.")
+_CONFIG = config_flags.DEFINE_config_dict(
+    "config", configuration.base_config(), "Overrides of the run's stored config: "
+    "--config.eval.<field>=... and --config.dataset.data_dir=DIR only.", lock_config=True)
 _NUM_PASSES = flags.DEFINE_list(
     "num_passes", None, "Views averaged per input, e.g. 1,10,30 (default: the run's "
     "eval.num_passes).")
@@ -30,7 +36,7 @@ def _parse_passes(values):
     except ValueError:
         passes = []
     if not passes or min(passes) < 1:
-        raise ValueError(f"--num_passes={','.join(values)}: give integers >= 1, e.g. "
+        raise errors.InputError(f"--num_passes={','.join(values)}: give integers >= 1, e.g. "
                          "--num_passes=1,10,30")
     return passes
 
@@ -50,12 +56,14 @@ def main(argv):
         else:
             config = workdir.load_config(_WORKDIR.value)
             encoder = workdir.load_encoder(_WORKDIR.value)
-            out = _WORKDIR.value
+            out = _OUTPUT_DIR.value or _WORKDIR.value
+        config = configuration.with_overrides(
+            config, config_flags.get_override_values(flags.FLAGS["config"]))
         if _ROBUSTNESS.value:
             cli.robustness_and_report(encoder, config, out)
         else:
             cli.evaluate_and_report(encoder, config, out, passes)
-    except cli.USER_ERRORS as err:
+    except errors.UserError as err:
         cli.fail("invcl-evaluate", err)
 
 

@@ -5,7 +5,7 @@ The SavedModel's endpoints are described in ``invcl_tf.serving.export``.
 
 from absl import app, flags
 
-from invcl_tf import cli
+from invcl_tf import cli, errors
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-train.")
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the SavedModel "
@@ -19,7 +19,7 @@ def main(argv):
         cli.fail("invcl-export", "--workdir is required: pass the directory of a trained run")
     try:
         cli.export_run(_WORKDIR.value, _OUTPUT.value)
-    except cli.USER_ERRORS as err:
+    except errors.UserError as err:
         cli.fail("invcl-export", err)
 
 

@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from invcl_tf import configuration, custom_loop, distribute, eval_protocol, workdir as workdir_lib
+from invcl_tf import configuration, custom_loop, distribute, errors, eval_protocol
+from invcl_tf import workdir as workdir_lib
 from invcl_tf.data import pipeline, sources
 from invcl_tf.models.head import build_projection_head
 from invcl_tf.models.invclr import InvCLRModel
@@ -18,7 +19,7 @@ from invcl_tf.optim.lars import LARS
 from invcl_tf.optim.schedules import WarmupCosine, peak_learning_rate
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(errors.UserError, RuntimeError):
     """Training produced a non-finite loss; the last good checkpoint was kept."""
 
 
@@ -84,7 +85,7 @@ class Checkpointer(keras.callbacks.Callback):
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stops at the first non-finite loss and says at which step."""
 
-    def __init__(self, steps_per_epoch, checkpoint_dir):
+    def __init__(self, steps_per_epoch, checkpoint_dir=None):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.checkpoint_dir = checkpoint_dir
@@ -97,10 +98,12 @@ class StopOnNonFinite(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             step = self.epoch * self.steps_per_epoch + batch + 1
+            kept = (f"; the last good checkpoint in {self.checkpoint_dir} is kept"
+                    if self.checkpoint_dir else "")
             raise NonFiniteLossError(
                 f"the loss became non-finite ({float(loss)}) at step {step} (epoch "
-                f"{self.epoch + 1}); the last good checkpoint in {self.checkpoint_dir} is kept "
-                "(lower --config.train.base_lr or --config.gp.weight and start a new workdir)")
+                f"{self.epoch + 1}){kept} (lower --config.train.base_lr or --config.gp.weight "
+                "and start a new workdir)")
 
 
 class ProbeMonitor(keras.callbacks.Callback):
@@ -122,6 +125,33 @@ class ProbeMonitor(keras.callbacks.Callback):
         logs.update({f"monitor_{name}": value for name, value in found.items()})
 
 
+def fit(model, config, train_x, transform, start_epoch=0, epochs=None, callbacks=(),
+        verbose=1, checkpoint_dir=None):
+    """Runs ``model``'s training on ``train_x`` for epochs ``start_epoch .. epochs-1``.
+
+    The one training loop of the project (``train`` and the tuner's trials both use it): the
+    stateless input pipeline of ``invcl_tf.data.pipeline``, a stop at the first non-finite
+    loss (``NonFiniteLossError``), and Keras ``fit``, or the custom loop under
+    ``MultiWorkerMirroredStrategy``. ``epochs`` defaults to ``config.train.epochs``.
+    """
+    epochs = config.train.epochs if epochs is None else int(epochs)
+    strategy = model.distribute_strategy
+    configuration.check_replicas(config, strategy.num_replicas_in_sync)  # custom loop too
+    spe = pipeline.steps_per_epoch(len(train_x), config.train.batch_size)
+    num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
+
+    def make_dataset():
+        return pipeline.train_dataset(train_x, transform, config.train.batch_size, num_extra,
+                                      config.seed, start_epoch, epochs)
+
+    callbacks = [StopOnNonFinite(spe, checkpoint_dir), *callbacks]
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return custom_loop.fit(model, strategy, make_dataset, epochs, start_epoch, spe,
+                               callbacks, verbose)
+    return model.fit(make_dataset(), epochs=epochs, initial_epoch=start_epoch,
+                     steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
+
+
 def train(config, workdir, verbose=1, extra_callbacks=()):
     """Pretrains per ``config`` in ``workdir``, resuming from its last checkpoint.
 
@@ -130,6 +160,7 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     """
     configuration.validate(config)
     strategy = distribute.strategy_for(config.distribute)  # multi-worker: before any TF op
+    configuration.check_replicas(config, strategy.num_replicas_in_sync)
     chief = custom_loop.is_chief(strategy)
     data = sources.load(config)  # before the workdir: missing data must leave nothing behind
     if chief:
@@ -143,23 +174,12 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     checkpointer = Checkpointer(model, ckpt_dir, chief)
     start_epoch = checkpointer.restore()
     if start_epoch < config.train.epochs:
-        num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
-
-        def make_dataset():
-            return pipeline.train_dataset(data.train_x, data.transform, config.train.batch_size,
-                                          num_extra, config.seed, start_epoch,
-                                          config.train.epochs)
-
-        callbacks = [StopOnNonFinite(spe, ckpt_dir), checkpointer, *extra_callbacks]
+        callbacks = [checkpointer, *extra_callbacks]
         if chief:
             callbacks += [ProbeMonitor(data, config), keras.callbacks.TensorBoard(
                 os.path.join(workdir, workdir_lib.TENSORBOARD_DIR))]
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            custom_loop.fit(model, strategy, make_dataset, config.train.epochs, start_epoch, spe,
-                            callbacks, verbose)
-        else:
-            model.fit(make_dataset(), epochs=config.train.epochs, initial_epoch=start_epoch,
-                      steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
+        fit(model, config, data.train_x, data.transform, start_epoch, callbacks=callbacks,
+            verbose=verbose, checkpoint_dir=ckpt_dir)
     if chief:
         workdir_lib.save_model(model.encoder, os.path.join(workdir, workdir_lib.ENCODER_FILE))
         workdir_lib.save_model(model.head, os.path.join(workdir, workdir_lib.HEAD_FILE))

@@ -4,9 +4,12 @@ The archive holds no Python: the transformation's sampling and rendering are tra
 functions, so ``tf.saved_model.load`` works in a process that never imports ``invcl_tf``.
 """
 
+import re
+
 import keras
 import tensorflow as tf
 
+from invcl_tf import errors
 from invcl_tf.data import pipeline
 
 IMAGE_SHAPE = (32, 32, 3)
@@ -81,12 +84,47 @@ def export(encoder, head, transform, input_shape, config_json, path):
       encode_averaged(inputs, num_samples, seed) -> mean of h over random training views
         (Spirograph: inputs are target vectors [B, 4]; CIFAR: images in [0, 1]);
       project(h) -> the contrastive projection; encode_training(images) -> h with batch norm
-        in training mode (for ``keras.layers.TFSMLayer`` fine-tuning);
+        in training mode, updating the moving averages (``FineTunableTFSMLayer`` fine-tunes);
       encode_normalized(normalized images) -> h; config() -> the run's config as JSON.
     """
     build_archive(encoder, head, transform, input_shape, config_json).write_out(
         path, verbose=False)
     return path
+
+
+def _keras_weight_name(variable_name):
+    """``"stem_conv/kernel:0"`` -> ``"stem_conv_kernel"``: a name Keras optimizers can extend."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", re.sub(r":\d+$", "", variable_name))
+
+
+@keras.saving.register_keras_serializable(package="invcl_tf")
+class FineTunableTFSMLayer(keras.layers.TFSMLayer):
+    """``keras.layers.TFSMLayer`` over an export that any Keras optimizer can fine-tune.
+
+    Defaults to the ``encode`` / ``encode_training`` endpoints: takes images in [0, 1], returns
+    h. In ``fit`` (``training=True``) batch norm uses batch statistics and updates the export's
+    moving averages; with ``trainable=False`` the layer runs in inference mode, moving averages
+    untouched, as a frozen ``keras.layers.BatchNormalization`` does.
+    """
+
+    def __init__(self, filepath, call_endpoint="encode",
+                 call_training_endpoint="encode_training", **kwargs):
+        super().__init__(filepath, call_endpoint=call_endpoint,
+                         call_training_endpoint=call_training_endpoint, **kwargs)
+
+    def _add_existing_weight(self, weight):
+        # TFSMLayer names each Keras weight after the restored tf.Variable with only "/"
+        # replaced, so it keeps the ":0" every eager variable name ends with. Optimizers name
+        # their slots "{weight path}_momentum" (Adam, SGD with momentum, ...) and TF rejects
+        # the ":" in that scope name, so the first fit fails. Wrapping the same variable under
+        # a clean name keeps the endpoints reading and the optimizer updating one variable.
+        self._track_variable(keras.Variable(
+            initializer=weight, trainable=weight.trainable, dtype=weight.dtype,
+            shape=weight.shape, name=_keras_weight_name(weight.name)))
+
+    def call(self, inputs, training=False, **kwargs):
+        # encode_training would otherwise update the moving averages of a frozen encoder.
+        return super().call(inputs, training=training if self.trainable else False, **kwargs)
 
 
 class SavedEncoder:
@@ -96,7 +134,7 @@ class SavedEncoder:
         try:
             self.module = tf.saved_model.load(path)
         except (OSError, ValueError) as err:
-            raise ValueError(f"--saved_model={path}: no readable SavedModel there ({err}); "
+            raise errors.InputError(f"--saved_model={path}: no readable SavedModel there ({err}); "
                              "write one with invcl-export") from err
         dim = self.module.project.concrete_functions[0].structured_input_signature[0][0].shape[-1]
         self.output_shape = (None, int(dim))

@@ -5,7 +5,7 @@ Started again on the same ``--workdir`` it resumes from the last epoch's checkpo
 
 from absl import app, flags
 
-from invcl_tf import cli, custom_loop, pretraining
+from invcl_tf import cli, custom_loop, errors, pretraining
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -22,7 +22,7 @@ def main(argv):
         if custom_loop.is_chief(model.distribute_strategy):  # one set of results per cluster
             cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
             cli.export_run(_WORKDIR.value)
-    except cli.USER_ERRORS as err:
+    except errors.UserError as err:
         cli.fail("invcl-train", err)
 
 

@@ -4,8 +4,9 @@ import json
 import os
 
 import keras
+from absl import logging
 
-from invcl_tf import configuration
+from invcl_tf import configuration, errors
 
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
@@ -15,7 +16,7 @@ CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
 
 
-class WorkdirError(RuntimeError):
+class WorkdirError(errors.UserError, RuntimeError):
     """The workdir cannot hold or does not hold the run; the message says what to do."""
 
 
@@ -35,7 +36,12 @@ def save_model(model, path):
 
 
 def prepare(workdir, config):
-    """Creates ``workdir`` and writes ``config.json``, or checks that a stored one matches."""
+    """Creates ``workdir`` and writes ``config.json``, or checks that a stored one matches.
+
+    A stored config may differ in fields that do not change what training computes
+    (``configuration.RESUMABLE_CHANGES``): the run goes on, says so, and stores the new
+    values. Any other difference is refused.
+    """
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, ".write_test")
@@ -50,12 +56,15 @@ def prepare(workdir, config):
     if os.path.exists(path):
         with open(path) as f:
             stored = json.load(f)
-        changed = configuration.differences(stored, json.loads(text))
-        if changed:
+        refused, allowed = configuration.training_changes(stored, json.loads(text))
+        if refused:
             raise WorkdirError(
                 f"--workdir {workdir} holds a run with a different config (fields: "
-                f"{', '.join(changed)}); use a new --workdir, or the stored config to resume")
-        return
+                f"{', '.join(refused)}); use a new --workdir, or the stored config to resume")
+        if not allowed:
+            return
+        logging.warning("resuming %s with changed fields that do not change training: %s",
+                        workdir, ", ".join(allowed))
     atomic_write_text(path, text)
 
 

@@ -9,10 +9,10 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-# Two logical CPUs let MirroredStrategy tests run on this GPU-less machine; it must happen
+# Three logical CPUs let MirroredStrategy tests run on this GPU-less machine; it must happen
 # before TensorFlow initialises its devices, hence here.
 tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 3)
 
 
 @pytest.fixture(autouse=True)

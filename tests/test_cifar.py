@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from configs import cifar10, cifar100
+from tests.repo_configs import cifar10, cifar100
 from invcl_tf import configuration, eval_protocol, pretraining, serving
 from invcl_tf.data import sources
 from tests.test_cli import _error_lines, _run

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from configs import spirograph_cpu
+from tests.repo_configs import spirograph_cpu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "configs", "spirograph_cpu.py") + ":tiny"
@@ -54,6 +54,19 @@ def test_train_then_evaluate_end_to_end(tmp_path):
     # Same seeds, same encoder: M = 1 is drawn identically by both runs.
     assert again["mse"]["1"] == pytest.approx(results["mse"]["1"], rel=1e-6)
 
+    # Re-evaluation with other eval settings into another directory leaves the run's own
+    # results alone; fields that change training are not overrides evaluate takes.
+    other = tmp_path / "reeval"
+    proc = _run("invcl_tf.evaluate", f"--workdir={workdir}", f"--output_dir={other}",
+                "--config.eval.probe_targets=pretraining", "--config.eval.probe_l2=0.001")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.load(open(other / "results.json"))["probe_inputs"] == "pretraining"
+    assert json.load(open(os.path.join(workdir, "results.json"))) == again
+    proc = _run("invcl_tf.evaluate", f"--workdir={workdir}", "--config.gp.weight=0.5")
+    assert proc.returncode != 0
+    (line,) = _error_lines(proc)
+    assert "--config.gp.weight: cannot be changed here" in line
+
     proc = _run("invcl_tf.evaluate", f"--workdir={workdir}", "--robustness")
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweeps = json.load(open(os.path.join(workdir, "robustness.json")))
@@ -77,6 +90,24 @@ def test_bad_input_gives_one_line_and_an_exit_code(tmp_path, flag, expected):
     assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unexpected_error_keeps_its_traceback(tmp_path):
+    # A bug inside training (here a ValueError no one raises on purpose) must not be printed
+    # as if it were a bad flag.
+    script = (
+        "import sys\n"
+        "from invcl_tf import pretraining, train\n"
+        "def bug(*args, **kwargs):\n"
+        "    raise ValueError('an internal bug')\n"
+        "pretraining.train = bug\n"
+        f"sys.argv = ['invcl-train', '--config={TINY}', '--workdir={tmp_path / 'run'}']\n"
+        "train.run()\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO, timeout=300)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ValueError: an internal bug" in proc.stderr
+    assert not _error_lines(proc)
 
 
 def test_evaluate_without_a_trained_run_names_the_fix(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import spirograph_cpu
+from tests.repo_configs import spirograph_cpu
 from invcl_tf import distribute, pretraining
 from invcl_tf.data import pipeline
 from invcl_tf.transforms import spirograph

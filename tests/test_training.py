@@ -6,8 +6,9 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from configs import spirograph_cpu
+from tests.repo_configs import spirograph_cpu
 from invcl_tf import configuration, pretraining, workdir
 
 
@@ -15,8 +16,8 @@ def _config(**overrides):
     config = spirograph_cpu.get_config("tiny")
     config.eval.every_epochs = 0
     for dotted, value in overrides.items():
-        section, field = dotted.split("__")
-        setattr(getattr(config, section), field, value)
+        *section, field = dotted.split("__")
+        setattr(getattr(config, section[0]) if section else config, field, value)
     return config
 
 
@@ -105,3 +106,28 @@ def test_bad_config_values_name_the_field(tmp_path, field, value, message):
     with pytest.raises(configuration.ConfigError, match=message):
         pretraining.train(_config(**{field: value}), str(tmp_path), verbose=0)
     assert not os.listdir(tmp_path)
+
+
+def test_resuming_may_change_what_does_not_change_training(tmp_path, caplog):
+    pretraining.train(_config(train__epochs=1), str(tmp_path), verbose=0)
+    changed = _config(train__epochs=1, eval__num_passes=(1, 3), distribute="none",
+                      train__jit_compile=True)
+    with caplog.at_level("WARNING"):
+        pretraining.train(changed, str(tmp_path), verbose=0)
+    assert "changed fields that do not change training" in caplog.text
+    assert "eval.num_passes" in caplog.text and "train.jit_compile" in caplog.text
+    stored = json.loads((tmp_path / workdir.CONFIG_FILE).read_text())
+    assert stored["eval"]["num_passes"] == [1, 3] and stored["distribute"] == "none"
+
+
+def test_a_batch_that_does_not_split_over_the_replicas_is_refused_first(tmp_path, monkeypatch):
+    with pytest.raises(configuration.ConfigError,
+                       match=r"--config.train.batch_size=32 does not split equally over 3 "
+                             r"replicas.*multiple of 3, e.g. 30 or 33"):
+        configuration.check_replicas(_config(), 3)
+    configuration.check_replicas(_config(), 4)  # 32 = 4 x 8 is fine
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1", "/cpu:2"])
+    monkeypatch.setattr(pretraining.distribute, "strategy_for", lambda name: strategy)
+    with pytest.raises(configuration.ConfigError, match="over 3 replicas"):
+        pretraining.train(_config(), str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

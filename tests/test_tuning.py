@@ -92,5 +92,24 @@ def test_hyperband_search_completes_with_the_baseline_first(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(tmp_path)
     assert len(rows) >= 2 and all(r["status"] == "COMPLETED" for r in rows)
-    assert rows[0]["baseline"] == "True" and not any(r["baseline"] == "True" for r in rows[1:])
+    by_id = {r["trial_id"]: r for r in rows}
+    assert rows[0]["baseline"] == "True"
+    for row in rows[1:]:  # only the baseline and its continuations train with λ = 0
+        parent = by_id.get(row["continues"])
+        is_baseline = parent is not None and parent["baseline"] == "True"
+        assert row["baseline"] == str(is_baseline)
+        assert (float(row["gp.weight"]) == 0.0) == is_baseline
     assert (tmp_path / "best_config.py").exists()
+
+
+@pytest.mark.parametrize("flag,expected", [
+    ("--max_trials=0", "--max_trials=0: a search needs at least one trial"),
+    ("--validation_fraction=1.5", "--validation_fraction=1.5: must lie in (0, 1)"),
+    ('--space={"gp.wieght": ["log", 1e-4, 1]}', "--space: 'gp.wieght' is not a config field"),
+])
+def test_flags_that_cannot_work_get_one_line(tmp_path, flag, expected):
+    proc = _search(tmp_path, flag)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("invcl-tune")]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

@@ -3,7 +3,7 @@
 import keras_tuner
 import pytest
 
-from configs import spirograph_cpu
+from tests.repo_configs import spirograph_cpu
 from tuning.hypermodel import BASELINE, DEFAULT_SPACE, trial_config
 
 

@@ -5,14 +5,15 @@ import copy
 import math
 
 import keras_tuner
-import numpy as np
 
-from invcl_tf import distribute, eval_protocol, pretraining
+from invcl_tf import distribute, errors, eval_protocol, pretraining
 from invcl_tf.data import pipeline, sources
 
 #: name -> ("log", lo, hi) | ("float", lo, hi) | ("choice", [values]); names are config fields.
 DEFAULT_SPACE = {"gp.weight": ("log", 1e-4, 1.0), "gp.clip": ("choice", [1.0, 1000.0])}
 BASELINE = "baseline"
+#: What the baseline trial trains with (and records) in place of the searched values.
+BASELINE_VALUES = {"gp.weight": 0.0}
 
 
 def _declare(hp, name, spec):
@@ -23,7 +24,19 @@ def _declare(hp, name, spec):
         return hp.Float(name, spec[1], spec[2])
     if kind == "choice":
         return hp.Choice(name, list(spec[1]))
-    raise ValueError(f"--space: unknown kind {kind!r} for {name}; use log, float or choice")
+    raise errors.InputError(f"--space: unknown kind {kind!r} for {name}; use log, float or "
+                            "choice")
+
+
+def check_space(config, space):
+    """Raises ``InputError`` unless every searched name is a ``section.field`` of ``config``."""
+    for name, spec in space.items():
+        section, _, field = name.partition(".")
+        if not field or section not in config or field not in config[section]:
+            raise errors.InputError(f"--space: {name!r} is not a config field; use dotted "
+                                    "names such as gp.weight or train.base_lr")
+        if not isinstance(spec, (list, tuple)) or not spec:
+            raise errors.InputError(f"--space: {name} needs a spec such as [\"log\", 1e-4, 1]")
 
 
 def trial_config(base, hp, space):
@@ -34,7 +47,9 @@ def trial_config(base, hp, space):
         section, field = name.split(".")
         setattr(getattr(config, section), field, _declare(hp, name, spec))
     if hp.Boolean(BASELINE, default=False):
-        config.gp.weight = 0.0
+        for name, value in BASELINE_VALUES.items():
+            section, field = name.split(".")
+            setattr(getattr(config, section), field, value)
     # Hyperband decides a trial's epochs; the learning-rate schedule spans exactly those.
     config.train.epochs = int(hp.values.get("tuner/epochs", config.train.epochs))
     return config.lock()
@@ -62,6 +77,7 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         super().__init__(name="invclr")
         self.config = config
         self.space = dict(space or DEFAULT_SPACE)
+        check_space(config, self.space)
         self.validation_fraction = validation_fraction
         self.data = sources.load(config)
         self.cut = validation_start(len(self.data.train_x), validation_fraction)
@@ -89,18 +105,12 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         """
         del args, kwargs
         config = trial_config(self.config, hp, self.space)
-        epochs = int(epochs or config.train.epochs)
-        steps = pipeline.steps_per_epoch(self.cut, config.train.batch_size)
-        train_x = self.data.train_x[:self.cut]
-        ds = pipeline.train_dataset(train_x, self.data.transform, config.train.batch_size,
-                                    config.gp.num_extra if config.gp.weight > 0 else 0,
-                                    config.seed, initial_epoch, epochs)
-        history = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                            callbacks=list(callbacks), verbose=verbose, shuffle=False)
-        losses = history.history.get("loss", [math.nan])
-        if not np.all(np.isfinite(losses)):
+        try:
+            pretraining.fit(model, config, self.data.train_x[:self.cut], self.data.transform,
+                            initial_epoch, epochs, callbacks=list(callbacks), verbose=verbose)
+        except pretraining.NonFiniteLossError as err:
             raise keras_tuner.errors.FailedTrialError(
-                f"the loss became non-finite with {dict(hp.values)}")
+                f"{err} with {dict(hp.values)}") from err
         return self.score(model, config)
 
     def score(self, model, config):

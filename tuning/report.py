@@ -41,6 +41,8 @@ def trial_rows(tuner, hypermodel):
         config = trial_config(hypermodel.config, trial.hyperparameters, hypermodel.space)
         row = {"trial_id": trial.trial_id, "status": trial.status,
                BASELINE: bool(trial.hyperparameters.values.get(BASELINE)),
+               # Hyperband: the trial this one continues with more epochs.
+               "continues": trial.hyperparameters.values.get("tuner/trial_id", ""),
                "score": trial.score if trial.score is not None else ""}
         for name in hypermodel.space:
             section, field = name.split(".")

@@ -13,7 +13,7 @@ import json
 
 from absl import app, flags
 
-from invcl_tf import cli, configuration
+from invcl_tf import cli, configuration, errors
 
 _CONFIG = cli.define_config_flag()
 _TUNER = flags.DEFINE_enum("tuner", "bayesian", ["bayesian", "hyperband", "random"],
@@ -32,6 +32,19 @@ _MAX_FAILED = flags.DEFINE_integer(
     "fails when its loss becomes non-finite).")
 
 
+def check_flags(tuner, max_trials, validation_fraction, max_failed):
+    """Raises ``InputError`` naming the first search flag that cannot work."""
+    if tuner != "hyperband" and max_trials < 1:
+        raise errors.InputError(f"--max_trials={max_trials}: a search needs at least one trial "
+                                "(the λ = 0 baseline); pass --max_trials=N with N >= 2 to "
+                                "compare it with the penalty")
+    if not 0 < validation_fraction < 1:
+        raise errors.InputError(f"--validation_fraction={validation_fraction}: must lie in "
+                                "(0, 1), e.g. 0.2")
+    if max_failed < 1:
+        raise errors.InputError(f"--max_consecutive_failed_trials={max_failed}: must be >= 1")
+
+
 def main(argv):
     del argv
     cli.quiet_logs()
@@ -44,8 +57,12 @@ def main(argv):
 
     config = _CONFIG.value
     try:
+        check_flags(_TUNER.value, _MAX_TRIALS.value, _VALIDATION.value, _MAX_FAILED.value)
         configuration.validate(config)
-        space = json.loads(_SPACE.value) if _SPACE.value else DEFAULT_SPACE
+        try:
+            space = json.loads(_SPACE.value) if _SPACE.value else DEFAULT_SPACE
+        except json.JSONDecodeError as err:
+            raise errors.InputError(f"--space: not valid JSON ({err})") from err
         hypermodel = InvCLRHyperModel(config, space, _VALIDATION.value)
         kwargs = {"objective": hypermodel.objective, "seed": config.seed,
                   "max_consecutive_failed_trials": _MAX_FAILED.value}
@@ -61,7 +78,7 @@ def main(argv):
                 keras_tuner.src.distribute.utils.has_chief_oracle():
             paths = report.write_outputs(tuner, hypermodel, _DIRECTORY.value)
             print("wrote " + ", ".join(paths))
-    except (json.JSONDecodeError, *cli.USER_ERRORS) as err:
+    except errors.UserError as err:
         cli.fail("invcl-tune", err)
 
 

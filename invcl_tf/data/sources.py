@@ -4,11 +4,12 @@ import dataclasses
 
 import numpy as np
 
+from invcl_tf import errors
 from invcl_tf.data import pipeline
 from invcl_tf.transforms import spirograph
 from invcl_tf.transforms import cifar
 
-_SPLIT_TRAIN, _SPLIT_TEST = 0, 1
+_SPLIT_TRAIN, _SPLIT_TEST, _SPLIT_PROBE = 0, 1, 2
 
 #: name -> (normalisation mean, std)
 CIFAR = {"cifar10": (cifar.CIFAR10_MEAN, cifar.CIFAR10_STD),
@@ -16,7 +17,7 @@ CIFAR = {"cifar10": (cifar.CIFAR10_MEAN, cifar.CIFAR10_STD),
 NAMES = ("spirograph", *CIFAR)
 
 
-class DataError(ValueError):
+class DataError(errors.UserError, ValueError):
     """The data a config asks for is not available; the message says how to provide it."""
 
 
@@ -27,7 +28,9 @@ class DataBundle:
     ``train_x``/``test_x`` are what the transform's ``prepare_view``/``apply`` take (Spirograph:
     target vectors; CIFAR: uint8 images); ``train_y``/``test_y`` the probe's labels; ``task``
     "regression" or "classification"; ``label_names`` names the targets or the classes;
-    ``eval_transforms`` other named transformations the evaluation reports on.
+    ``eval_transforms`` other named transformations the evaluation reports on; ``probe_x`` and
+    ``probe_y``, when given, are the probe's own training inputs (Spirograph's fresh targets),
+    otherwise the probe fits on the first part of ``train_x``.
     """
 
     train_x: np.ndarray
@@ -38,6 +41,8 @@ class DataBundle:
     task: str
     label_names: tuple
     eval_transforms: dict = dataclasses.field(default_factory=dict)
+    probe_x: np.ndarray = None
+    probe_y: np.ndarray = None
 
 
 def spirograph_targets(seed, train_size, test_size):
@@ -46,6 +51,12 @@ def spirograph_targets(seed, train_size, test_size):
     train = spirograph.sample_targets(pipeline.fold(base, _SPLIT_TRAIN), train_size).numpy()
     test = spirograph.sample_targets(pipeline.fold(base, _SPLIT_TEST), test_size).numpy()
     return train, test
+
+
+def spirograph_probe_targets(seed, size):
+    """Probe-train target vectors from their own stream, independent of the pretraining ones."""
+    base = pipeline.fold(seed, pipeline.STREAM_DATA)
+    return spirograph.sample_targets(pipeline.fold(base, _SPLIT_PROBE), size).numpy()
 
 
 def _arrays(ds, limit):
@@ -96,8 +107,12 @@ def load(config):
     if name == "spirograph":
         train, test = spirograph_targets(config.seed, config.dataset.train_size,
                                          config.dataset.test_size)
+        probe = None
+        if config.eval.probe_targets == "fresh":  # sized as the probe's share of train_size
+            probe = spirograph_probe_targets(
+                config.seed, max(2, int(config.dataset.train_size * config.eval.probe_fraction)))
         return DataBundle(train, train, test, test, transform, "regression",
-                          spirograph.TARGET_NAMES)
+                          spirograph.TARGET_NAMES, probe_x=probe, probe_y=probe)
     train_x, train_y, test_x, test_y, classes = cifar_arrays(
         name, config.dataset.data_dir, config.dataset.train_size, config.dataset.test_size)
     return DataBundle(

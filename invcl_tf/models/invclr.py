@@ -47,6 +47,19 @@ class InvCLRModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.contrastive_tracker, self.penalty_tracker]
 
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """``keras.Model.fit``, refusing a global batch that does not split over the replicas.
+
+        The batch size is read from ``batch_size`` or from a ``tf.data`` input's static shape
+        (``invcl_tf.data.pipeline`` batches have one; batch with ``drop_remainder=True``).
+        """
+        size = batch_size
+        if isinstance(x, tf.data.Dataset):
+            size = tf.nest.flatten(x.element_spec)[0].shape[0]
+        if size is not None:
+            replicas.require_even_split(size, self.distribute_strategy.num_replicas_in_sync)
+        return super().fit(x, y, batch_size=batch_size, **kwargs)
+
     def call(self, images, training=False):
         return self.encoder(images, training=training)
 
