@@ -34,7 +34,7 @@ def cifar_config(name, arg=None):
     config.eval.every_epochs = 50
     config.eval.robustness_values = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     if arg == "tiny":
-        configuration.shrink_for_tests(config, train_size=64, test_size=32, batch_size=16, epochs=1,
-                              num_extra=4)
+        configuration.shrink_for_tests(config, train_size=64, test_size=32, batch_size=16,
+                                       epochs=1, num_extra=4)
         config.eval.robustness_values = (0.0, 1.0)
     return config

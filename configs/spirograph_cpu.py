@@ -26,6 +26,6 @@ def get_config(arg=None):
     config.eval.every_epochs = 3
     config.eval.monitor_size = 1000
     if arg == "tiny":
-        configuration.shrink_for_tests(config, train_size=256, test_size=128, batch_size=32, epochs=2,
-                              num_extra=8)
+        configuration.shrink_for_tests(config, train_size=256, test_size=128, batch_size=32,
+                                       epochs=2, num_extra=8)
     return config

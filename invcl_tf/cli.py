@@ -6,7 +6,7 @@ import sys
 # Before TensorFlow loads: its C++ start-up banners are noise in a CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import flags, logging  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from invcl_tf import configuration, errors, eval_protocol, results_io, serving  # noqa: E402
@@ -56,7 +56,7 @@ def quiet_logs():
 
 
 def evaluate_and_report(encoder, config, run_dir, num_passes=None):
-    """Evaluates ``encoder``, writes ``results.json`` and the plot to ``run_dir``, prints a table."""
+    """Evaluates ``encoder``, writes ``results.json`` and its plot to ``run_dir``, prints them."""
     results = eval_protocol.evaluate(encoder, sources.load(config), config, num_passes)
     paths = results_io.write_results(results, run_dir)
     print(results_io.format_table(results))
@@ -83,6 +83,20 @@ def export_run(run_dir, output=None):
                           output or os.path.join(run_dir, workdir.EXPORT_DIR))
     print(f"exported SavedModel to {path}")
     return path
+
+
+def run_main(program, main):
+    """``app.run(main)`` for ``program``: bad flags and ``UserError``s become one line and
+    exit code 1; any other exception is a bug and keeps its traceback."""
+
+    def guarded(argv):
+        quiet_logs()
+        try:
+            main(argv)
+        except errors.UserError as err:
+            fail(program, err)
+
+    app.run(guarded, flags_parser=flags_parser(program))
 
 
 def fail(program, err):

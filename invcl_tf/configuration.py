@@ -29,7 +29,7 @@ PROBE_TARGETS = ("fresh", "pretraining")
 
 
 def base_config():
-    """The shared schema with SPEC §4/§5 defaults (Spirograph: batch 512, LARS, warm-up + cosine)."""
+    """The shared schema with SPEC §4/§5 defaults (Spirograph: batch 512, LARS, cosine)."""
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.distribute = "auto"  # auto | none | mirrored | multi_worker; batch_size is global
@@ -215,10 +215,10 @@ def with_overrides(config, overrides, allowed=EVALUATION_OVERRIDES):
     """A copy of ``config`` with ``{dotted field: value}`` set; fields outside ``allowed``
     (prefixes ending in ``.`` or whole names) raise ``ConfigError``."""
     config = ml_collections.ConfigDict(config.to_dict())
+    names = ", ".join(p + "*" if p.endswith(".") else p for p in allowed)
     for field, value in sorted(overrides.items()):
         _require(_matches(field, allowed), field,
-                 f"cannot be changed here; only {', '.join(p + '*' if p.endswith('.') else p for p in allowed)} "
-                 "can (train a new run to change the rest)")
+                 f"cannot be changed here; only {names} can (train a new run to change the rest)")
         *sections, name = field.split(".")
         node = config
         for section in sections:

@@ -6,7 +6,7 @@ prints a table. With ``--robustness`` it instead sweeps test-time nuisance shift
 stored config is used; ``--config.eval.*`` and ``--config.dataset.data_dir`` override it.
 """
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from invcl_tf import cli, configuration, errors, serving, workdir
@@ -37,39 +37,35 @@ def _parse_passes(values):
         passes = []
     if not passes or min(passes) < 1:
         raise errors.InputError(f"--num_passes={','.join(values)}: give integers >= 1, e.g. "
-                         "--num_passes=1,10,30")
+                                "--num_passes=1,10,30")
     return passes
 
 
 def main(argv):
     del argv
-    cli.quiet_logs()
     if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
         cli.fail("invcl-evaluate", "pass exactly one of --workdir=DIR (a trained run) or "
                  "--saved_model=PATH (an export)")
-    try:
-        passes = _parse_passes(_NUM_PASSES.value)
-        if _SAVED_MODEL.value:
-            encoder = serving.SavedEncoder(_SAVED_MODEL.value)
-            config = configuration.from_json(encoder.config_json())
-            out = _OUTPUT_DIR.value or _SAVED_MODEL.value.rstrip("/") + ".eval"
-        else:
-            config = workdir.load_config(_WORKDIR.value)
-            encoder = workdir.load_encoder(_WORKDIR.value)
-            out = _OUTPUT_DIR.value or _WORKDIR.value
-        config = configuration.with_overrides(
-            config, config_flags.get_override_values(flags.FLAGS["config"]))
-        if _ROBUSTNESS.value:
-            cli.robustness_and_report(encoder, config, out)
-        else:
-            cli.evaluate_and_report(encoder, config, out, passes)
-    except errors.UserError as err:
-        cli.fail("invcl-evaluate", err)
+    passes = _parse_passes(_NUM_PASSES.value)
+    if _SAVED_MODEL.value:
+        encoder = serving.SavedEncoder(_SAVED_MODEL.value)
+        config = configuration.from_json(encoder.config_json())
+        out = _OUTPUT_DIR.value or _SAVED_MODEL.value.rstrip("/") + ".eval"
+    else:
+        config = workdir.load_config(_WORKDIR.value)
+        encoder = workdir.load_encoder(_WORKDIR.value)
+        out = _OUTPUT_DIR.value or _WORKDIR.value
+    config = configuration.with_overrides(
+        config, config_flags.get_override_values(flags.FLAGS["config"]))
+    if _ROBUSTNESS.value:
+        cli.robustness_and_report(encoder, config, out)
+    else:
+        cli.evaluate_and_report(encoder, config, out, passes)
 
 
 def run():
     """Console-script entry point (``invcl-evaluate``)."""
-    app.run(main, flags_parser=cli.flags_parser("invcl-evaluate"))
+    cli.run_main("invcl-evaluate", main)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 The SavedModel's endpoints are described in ``invcl_tf.serving.export``.
 """
 
-from absl import app, flags
+from absl import flags
 
-from invcl_tf import cli, errors
+from invcl_tf import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-train.")
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the SavedModel "
@@ -14,18 +14,14 @@ _OUTPUT = flags.DEFINE_string("output", None, "Where to write the SavedModel "
 
 def main(argv):
     del argv
-    cli.quiet_logs()
     if not _WORKDIR.value:
         cli.fail("invcl-export", "--workdir is required: pass the directory of a trained run")
-    try:
-        cli.export_run(_WORKDIR.value, _OUTPUT.value)
-    except errors.UserError as err:
-        cli.fail("invcl-export", err)
+    cli.export_run(_WORKDIR.value, _OUTPUT.value)
 
 
 def run():
     """Console-script entry point (``invcl-export``)."""
-    app.run(main, flags_parser=cli.flags_parser("invcl-export"))
+    cli.run_main("invcl-export", main)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 Started again on the same ``--workdir`` it resumes from the last epoch's checkpoint.
 """
 
-from absl import app, flags
+from absl import flags
 
-from invcl_tf import cli, custom_loop, errors, pretraining
+from invcl_tf import cli, custom_loop, pretraining
 
 _CONFIG = cli.define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
@@ -13,22 +13,18 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs
 
 def main(argv):
     del argv
-    cli.quiet_logs()
     if not _WORKDIR.value:
         cli.fail("invcl-train", "--workdir is required: pass --workdir=DIR for the run's outputs")
     config = _CONFIG.value
-    try:
-        model = pretraining.train(config, _WORKDIR.value)
-        if custom_loop.is_chief(model.distribute_strategy):  # one set of results per cluster
-            cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
-            cli.export_run(_WORKDIR.value)
-    except errors.UserError as err:
-        cli.fail("invcl-train", err)
+    model = pretraining.train(config, _WORKDIR.value)
+    if custom_loop.is_chief(model.distribute_strategy):  # one set of results per cluster
+        cli.evaluate_and_report(model.encoder, config, _WORKDIR.value)
+        cli.export_run(_WORKDIR.value)
 
 
 def run():
     """Console-script entry point (``invcl-train``)."""
-    app.run(main, flags_parser=cli.flags_parser("invcl-train"))
+    cli.run_main("invcl-train", main)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ workers share one search; the chief writes ``trials.csv``, ``best_config.py`` an
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from invcl_tf import cli, configuration, errors
 
@@ -47,7 +47,6 @@ def check_flags(tuner, max_trials, validation_fraction, max_failed):
 
 def main(argv):
     del argv
-    cli.quiet_logs()
     if not _DIRECTORY.value:
         cli.fail("invcl-tune", "--directory is required: pass where the search keeps its state")
     import keras_tuner  # deferred: heavy, and only the search needs it
@@ -56,35 +55,32 @@ def main(argv):
     from tuning.hypermodel import DEFAULT_SPACE, InvCLRHyperModel
 
     config = _CONFIG.value
+    check_flags(_TUNER.value, _MAX_TRIALS.value, _VALIDATION.value, _MAX_FAILED.value)
+    configuration.validate(config)
     try:
-        check_flags(_TUNER.value, _MAX_TRIALS.value, _VALIDATION.value, _MAX_FAILED.value)
-        configuration.validate(config)
-        try:
-            space = json.loads(_SPACE.value) if _SPACE.value else DEFAULT_SPACE
-        except json.JSONDecodeError as err:
-            raise errors.InputError(f"--space: not valid JSON ({err})") from err
-        hypermodel = InvCLRHyperModel(config, space, _VALIDATION.value)
-        kwargs = {"objective": hypermodel.objective, "seed": config.seed,
-                  "max_consecutive_failed_trials": _MAX_FAILED.value}
-        if _TUNER.value == "hyperband":
-            kwargs["max_epochs"] = config.train.epochs
-        else:
-            kwargs["max_trials"] = _MAX_TRIALS.value
-        tuner = keras_tuner.Tuner(oracle=oracles.ORACLES[_TUNER.value](**kwargs),
-                                  hypermodel=hypermodel, directory=_DIRECTORY.value,
-                                  project_name=_PROJECT.value, overwrite=False)
-        tuner.search()
-        if keras_tuner.src.distribute.utils.is_chief_oracle() or not \
-                keras_tuner.src.distribute.utils.has_chief_oracle():
-            paths = report.write_outputs(tuner, hypermodel, _DIRECTORY.value)
-            print("wrote " + ", ".join(paths))
-    except errors.UserError as err:
-        cli.fail("invcl-tune", err)
+        space = json.loads(_SPACE.value) if _SPACE.value else DEFAULT_SPACE
+    except json.JSONDecodeError as err:
+        raise errors.InputError(f"--space: not valid JSON ({err})") from err
+    hypermodel = InvCLRHyperModel(config, space, _VALIDATION.value)
+    kwargs = {"objective": hypermodel.objective, "seed": config.seed,
+              "max_consecutive_failed_trials": _MAX_FAILED.value}
+    if _TUNER.value == "hyperband":
+        kwargs["max_epochs"] = config.train.epochs
+    else:
+        kwargs["max_trials"] = _MAX_TRIALS.value
+    tuner = keras_tuner.Tuner(oracle=oracles.ORACLES[_TUNER.value](**kwargs),
+                              hypermodel=hypermodel, directory=_DIRECTORY.value,
+                              project_name=_PROJECT.value, overwrite=False)
+    tuner.search()
+    if keras_tuner.src.distribute.utils.is_chief_oracle() or not \
+            keras_tuner.src.distribute.utils.has_chief_oracle():
+        paths = report.write_outputs(tuner, hypermodel, _DIRECTORY.value)
+        print("wrote " + ", ".join(paths))
 
 
 def run():
     """Console-script entry point (``invcl-tune``)."""
-    app.run(main, flags_parser=cli.flags_parser("invcl-tune"))
+    cli.run_main("invcl-tune", main)
 
 
 if __name__ == "__main__":
