@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from invcl_tf.models.head import build_projection_head
-from invcl_tf.models.resnet import ARCHS, build_encoder, representation_dim
+from invcl_tf.models.resnet import (ARCHS, LocalBatchNormalization, build_encoder,
+                                    representation_dim)
 
 
 def _images(batch=2, size=32, seed=0):
@@ -204,12 +205,21 @@ def test_mixed_precision_second_order_gradients():
         keras.mixed_precision.set_dtype_policy("float32")
 
 
-def test_sync_bn_builds_and_runs():
-    encoder = build_encoder("resnet_tiny", sync_bn=True)
-    head = build_projection_head(64, sync_bn=True)
+def test_sync_bn_is_the_default_and_local_bn_round_trips(tmp_path):
+    encoder = build_encoder("resnet_tiny")
+    head = build_projection_head(64)
     assert all(bn.synchronized for bn in _bn_layers(encoder) + _bn_layers(head))
-    assert not any(bn.synchronized for bn in _bn_layers(build_encoder("resnet_tiny")))
     assert head(encoder(_images(), training=True), training=True).shape == (2, 128)
+    local = build_encoder("resnet_tiny", sync_bn=False)
+    assert all(isinstance(bn, LocalBatchNormalization) and not bn.synchronized
+               for bn in _bn_layers(local))
+    _randomise_bn(local)
+    local.save(tmp_path / "local.keras")
+    loaded = keras.saving.load_model(tmp_path / "local.keras")
+    assert all(isinstance(bn, LocalBatchNormalization) for bn in _bn_layers(loaded))
+    x = _images(seed=3)
+    np.testing.assert_allclose(loaded(x, training=True), local(x, training=True), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_keras_round_trip(tmp_path):

@@ -15,7 +15,7 @@ def _dense(units, name):
         name=name)
 
 
-def build_projection_head(input_dim, hidden_dim=None, output_dim=128, sync_bn=False,
+def build_projection_head(input_dim, hidden_dim=None, output_dim=128, sync_bn=True,
                           name="head"):
     """Builds Dense -> BN -> ReLU -> Dense -> BN (no affine) as a functional ``keras.Model``.
 
