@@ -24,6 +24,7 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",  # the logistic probe's L-BFGS and the ridge solve
         "etils[epath]>=1.5",  # the TFDS builder's path (TFDS itself needs it too)
+        "pillow>=10",  # image folders: header checks before training
     ],
     extras_require={"test": ["pytest>=8", "dill>=0.3"]},  # dill: TFDS builder tests
     entry_points={

@@ -13,8 +13,8 @@ import ml_collections
 from ml_collections import config_dict
 
 from invcl_tf import distribute, errors, replicas
-from invcl_tf.data.sources import CIFAR, NAMES as DATASETS
-from invcl_tf.models.resnet import ARCHS
+from invcl_tf.data.sources import CIFAR, NAMES as DATASETS, is_image_source
+from invcl_tf.models.resnet import ARCHS, STEMS
 
 
 class ConfigError(errors.UserError, ValueError):
@@ -39,9 +39,27 @@ def base_config():
     config.dataset.data_dir = config_dict.placeholder(str)  # a TFDS data_dir (None: default)
     config.dataset.train_size = 100_000
     config.dataset.test_size = 20_000
+    # Image sources ("folder", "tfds:NAME"); see configs/images.py.
+    config.dataset.path = config_dict.placeholder(str)  # the folder of images
+    config.dataset.image_key = "image"
+    config.dataset.label_key = "label"
+    config.dataset.train_split = "train"
+    config.dataset.test_split = "test"
+    config.dataset.image_size = 32  # the training resolution (crops are resized to it)
+    config.dataset.decode_size = config_dict.placeholder(int)  # images decoded to this (None:
+    # image_size); crops are taken from the decoded image
+    config.dataset.holdout_fraction = 0.1  # a folder without train/ and test/: the test share
+    config.dataset.shuffle_buffer = 10_000  # TFDS sources stream through this buffer
+    config.dataset.check_files = True  # read every file's header before training
+    config.dataset.color_strength = 0.5
+    # Normalisation; None: computed from the first stats_sample training images and stored.
+    config.dataset.mean = config_dict.placeholder(tuple)
+    config.dataset.std = config_dict.placeholder(tuple)
+    config.dataset.stats_sample = 1000
 
     config.model = ml_collections.ConfigDict()
     config.model.arch = "resnet18"
+    config.model.stem = "auto"  # cifar (3x3, stride 1) | imagenet (7x7/2 + max-pool) | auto
     config.model.width_multiplier = 1.0
     # Synchronised batch norm makes N replicas compute what one device would on the global
     # batch; the authors' DataParallel kept statistics per device.
@@ -58,6 +76,7 @@ def base_config():
     config.train.temperature = 0.5
     config.train.jit_compile = False  # XLA measured 2x slower on CPU; try it on GPUs
     config.train.precision = "float32"  # or mixed_float16 / mixed_bfloat16
+    config.train.checkpoint_every_steps = 0  # 0: at the end of every epoch only
 
     config.gp = ml_collections.ConfigDict()
     config.gp.weight = 0.01
@@ -124,13 +143,34 @@ def _require(condition, field, message):
 
 def validate(config):
     """Raises ``ConfigError`` naming the first bad field and how to fix it."""
-    _require(config.dataset.name in DATASETS, "dataset.name",
-             f"unknown dataset {config.dataset.name!r}; choose one of {', '.join(DATASETS)}")
+    name = config.dataset.name
+    _require(name in DATASETS or is_image_source(name), "dataset.name",
+             f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, folder "
+             "(with --config.dataset.path=DIR) or tfds:NAME")
     _require(config.dataset.train_size >= 2, "dataset.train_size", "must be at least 2")
     _require(config.dataset.test_size >= 2, "dataset.test_size", "must be at least 2")
-    if config.dataset.name in CIFAR:
-        _require(config.dataset.get("color_strength", -1) >= 0, "dataset.color_strength",
+    if name in CIFAR or is_image_source(name):
+        _require(config.dataset.color_strength >= 0, "dataset.color_strength",
                  "must be >= 0 (0.5 is the paper's)")
+        _require(config.dataset.image_size >= 8, "dataset.image_size", "must be at least 8")
+        decode = config.dataset.decode_size
+        _require(decode is None or decode >= 1, "dataset.decode_size",
+                 "must be >= 1, or unset (decode to image_size)")
+        for field in ("mean", "std"):
+            value = config.dataset[field]
+            _require(value is None or len(value) == 3, f"dataset.{field}",
+                     "must hold 3 values (R, G, B), or be unset to compute it from the data")
+        _require(config.dataset.std is None or min(config.dataset.std) > 0, "dataset.std",
+                 "must be > 0 in every channel")
+    if name == "folder":
+        _require(bool(config.dataset.path), "dataset.path",
+                 "is required with dataset.name=folder: pass --config.dataset.path=DIR")
+        _require(0 < config.dataset.holdout_fraction < 1, "dataset.holdout_fraction",
+                 "must lie in (0, 1)")
+    _require(config.model.stem in STEMS, "model.stem",
+             f"unknown stem {config.model.stem!r}; choose one of {', '.join(STEMS)}")
+    _require(config.train.checkpoint_every_steps >= 0, "train.checkpoint_every_steps",
+             "must be >= 0 (0: once an epoch)")
     _require(config.model.arch in ARCHS, "model.arch",
              f"unknown arch {config.model.arch!r}; choose one of {', '.join(sorted(ARCHS))}")
     _require(config.model.width_multiplier > 0, "model.width_multiplier", "must be > 0")
@@ -180,7 +220,8 @@ def training_changes(stored, current):
     Allowed are the ``RESUMABLE_CHANGES`` (evaluation, strategy, XLA); anything else changes
     what training computes.
     """
-    changed = differences(stored, current)
+    # A field the schema gained after the run started counts as unchanged at its default.
+    changed = differences(_with_defaults(stored, base_config().to_dict()), current)
     allowed = [f for f in changed if _matches(f, RESUMABLE_CHANGES)]
     return [f for f in changed if f not in allowed], allowed
 

@@ -8,11 +8,20 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from invcl_tf import probe, variance
+from invcl_tf import errors, probe, variance
 from invcl_tf.data import pipeline
 from invcl_tf.penalty import gradient_penalty, rademacher
 
 _PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR, _VARIANTS, _ROBUSTNESS = range(6)
+
+
+def input_batches(x, batch_size):
+    """``x`` in order, ``batch_size`` at a time: slices of an array, or a streamed split's
+    batches (``invcl_tf.data.sources.StreamedImages``), never the whole split at once."""
+    if hasattr(x, "batches"):
+        return iter(x.batches(batch_size))
+    return (tf.convert_to_tensor(x[start:start + batch_size])
+            for start in range(0, len(x), batch_size))
 
 
 class ViewEncoder:
@@ -32,16 +41,18 @@ class ViewEncoder:
     def encode(self, x, seed):
         """Representations ``[N, D]`` and parameters ``[N, K]`` of one random view of each input."""
         hs, alphas = [], []
-        for i, start in enumerate(range(0, len(x), self.batch_size)):
-            h, alpha = self._encode(tf.convert_to_tensor(x[start:start + self.batch_size]),
-                                    pipeline.fold(seed, i))
+        for i, xb in enumerate(input_batches(x, self.batch_size)):
+            h, alpha = self._encode(xb, pipeline.fold(seed, i))
             hs.append(h.numpy())
             alphas.append(alpha.numpy())
         return np.concatenate(hs), np.concatenate(alphas)
 
 
 def probe_scores(task, l2, train_h, train_y, test_h, test_y, label_names):
-    """Fits the task's linear probe on ``train_h`` and scores it on ``test_h``."""
+    """Fits the task's linear probe on ``train_h`` and scores it on ``test_h`` (``{}`` when
+    the data has no labels)."""
+    if task == "unlabelled":
+        return {}
     if task == "regression":
         pred = probe.fit_ridge(train_h, train_y, l2).predict(test_h)
         per_column = probe.mse_per_column(pred, test_y)
@@ -97,11 +108,11 @@ def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, se
             math.inf, normalize, signs)
         return value
 
-    total = 0.0
-    for i, start in enumerate(range(0, len(x), batch_size)):
-        xb = tf.convert_to_tensor(x[start:start + batch_size])
+    total, count = 0.0, 0
+    for i, xb in enumerate(input_batches(x, batch_size)):
         total += float(batch_penalty(xb, pipeline.fold(seed, i))) * len(xb)
-    return total / len(x)
+        count += len(xb)
+    return total / count
 
 
 def _split(data, config, size=None):
@@ -110,8 +121,9 @@ def _split(data, config, size=None):
     n_test = size or max(2, int(len(data.test_x) * config.eval.test_fraction))
     probe_x, probe_y = ((data.train_x, data.train_y) if data.probe_x is None
                         else (data.probe_x, data.probe_y))
-    return {"probe_x": probe_x[:n_probe], "probe_y": probe_y[:n_probe],
-            "test_x": data.test_x[:n_test], "test_y": data.test_y[:n_test]}
+    prefix = lambda a, n: None if a is None else a[:n]  # noqa: E731 - no labels: None
+    return {"probe_x": probe_x[:n_probe], "probe_y": prefix(probe_y, n_probe),
+            "test_x": data.test_x[:n_test], "test_y": prefix(data.test_y, n_test)}
 
 
 def _scorer(data, config, split):
@@ -135,9 +147,11 @@ def quick_probe(encoder, data, config):
                                             keep_test_passes=1)
     second = views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, 2))[0]
     copies = np.stack([first["test_passes"][0], second])
-    main = "mse" if data.task == "regression" else "accuracy"
-    return {f"probe_{main}": scores[1][main],
-            "conditional_variance": variance.conditional_variance(copies)}
+    found = {"conditional_variance": variance.conditional_variance(copies)}
+    if data.task != "unlabelled":
+        main = "mse" if data.task == "regression" else "accuracy"
+        found[f"probe_{main}"] = scores[1][main]
+    return found
 
 
 def evaluate(encoder, data, config, num_passes=None):
@@ -146,9 +160,13 @@ def evaluate(encoder, data, config, num_passes=None):
     Regression (Spirograph): ``mse`` and ``mse_per_target`` keyed by M. Classification (CIFAR):
     ``accuracy`` and ``cross_entropy`` keyed by M, plus the same for each of the dataset's
     other evaluation transforms (``untransformed`` at M = 1, ``color_only`` at every M).
-    Both: conditional and total variance, the penalty estimate and nuisance predictability.
+    All: conditional and total variance, the penalty estimate and nuisance predictability;
+    unlabelled images (a flat folder) have only these.
     """
     num_passes = sorted({int(m) for m in (num_passes or config.eval.num_passes)})
+    labelled = data.task != "unlabelled"
+    if not labelled:
+        num_passes = [1]  # no probe to average for; one pass feeds the nuisance probe
     split = _split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
     views = ViewEncoder(encoder, data.transform, config.eval.batch_size)
@@ -157,7 +175,8 @@ def evaluate(encoder, data, config, num_passes=None):
                                             _scorer(data, config, split), seed,
                                             keep_test_passes=copies)
     results = _by_m(scores)
-    for i, (name, transform) in enumerate(sorted(data.eval_transforms.items())):
+    variants = sorted(data.eval_transforms.items()) if labelled else []
+    for i, (name, transform) in enumerate(variants):
         passes = [1] if name == "untransformed" else num_passes
         other = ViewEncoder(encoder, transform, config.eval.batch_size)
         variant_scores, _ = feature_averaged_scores(
@@ -192,6 +211,9 @@ def robustness(encoder, data, config, sweeps):
     ``sweeps`` maps a sweep's name to ``[(value, transform), ...]``; returns
     ``{name: [{"value": v, **scores}, ...]}``.
     """
+    if data.task == "unlabelled":
+        raise errors.InputError("--robustness refits the linear probe, which needs labels: "
+                                "give the folder class subfolders")
     split = _split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _ROBUSTNESS)
     found = {}

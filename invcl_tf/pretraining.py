@@ -25,8 +25,9 @@ class NonFiniteLossError(errors.UserError, RuntimeError):
 
 def build_model(config, transform, steps_per_epoch):
     """An ``InvCLRModel`` compiled with LARS and the warm-up + cosine schedule of SPEC §4."""
-    encoder = build_encoder(config.model.arch, config.model.width_multiplier,
-                            sync_bn=config.model.sync_bn)
+    size = transform.image_size
+    encoder = build_encoder(config.model.arch, config.model.width_multiplier, (size, size, 3),
+                            sync_bn=config.model.sync_bn, stem=config.model.stem)
     head = build_projection_head(encoder.output_shape[-1], sync_bn=config.model.sync_bn)
     model = InvCLRModel(encoder, head, transform, temperature=config.train.temperature,
                         gp_weight=config.gp.weight, gp_clip=config.gp.clip,
@@ -42,7 +43,8 @@ def build_model(config, transform, steps_per_epoch):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves model, optimizer and epoch after every epoch; never saves non-finite weights.
+    """Saves model, optimizer and step after every epoch, and every ``every_steps`` steps when
+    that is > 0; never saves non-finite weights. Checkpoints are numbered by global step.
 
     ``tf.train.CheckpointManager`` writes the data files before it atomically rewrites its
     index, so an interrupted save leaves the previous checkpoint in force. In a multi-worker
@@ -51,35 +53,49 @@ class Checkpointer(keras.callbacks.Callback):
     from the chief's ``directory``.
     """
 
-    def __init__(self, model, directory, chief=True):
+    def __init__(self, model, directory, chief=True, every_steps=0):
         super().__init__()
         self.directory = directory
         self.chief = chief
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.every_steps = int(every_steps)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(encoder=model.encoder, head=model.head,
-                                              optimizer=model.optimizer, epoch=self.epoch)
+                                              optimizer=model.optimizer, step=self.step)
         write_dir = directory if chief else tempfile.mkdtemp(prefix="invcl-worker-")
         self.manager = tf.train.CheckpointManager(self.checkpoint, write_dir, max_to_keep=2)
+        self._saved_at = None
 
     def restore(self):
-        """Restores the latest checkpoint, if any; returns the epoch to start from."""
+        """Restores the latest checkpoint, if any; returns the number of steps it had done."""
         latest = tf.train.latest_checkpoint(self.directory)
         if latest:
             self.checkpoint.restore(latest).assert_consumed()
-        return int(self.epoch.numpy())
+        return int(self.step.numpy())
 
     def on_train_end(self, logs=None):
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps:
+            step = int(self.model.optimizer.iterations)
+            if step % self.every_steps == 0:
+                self._save(step, f"step {step}")
+
     def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations)
+        if step != self._saved_at:
+            self._save(step, f"epoch {epoch + 1}")
+
+    def _save(self, step, where):
         weights = self.model.weights + self.model.optimizer.variables
         if not all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in weights):
             raise NonFiniteLossError(
-                f"weights became non-finite in epoch {epoch + 1}; the last good checkpoint "
-                f"in {self.manager.directory} is kept")
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+                f"weights became non-finite by {where}; the last good checkpoint in "
+                f"{self.manager.directory} is kept")
+        self.step.assign(step)
+        self.manager.save(checkpoint_number=step)
+        self._saved_at = step
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -89,21 +105,17 @@ class StopOnNonFinite(keras.callbacks.Callback):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.checkpoint_dir = checkpoint_dir
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            step = self.epoch * self.steps_per_epoch + batch + 1
+            step = int(self.model.optimizer.iterations)
             kept = (f"; the last good checkpoint in {self.checkpoint_dir} is kept"
                     if self.checkpoint_dir else "")
             raise NonFiniteLossError(
                 f"the loss became non-finite ({float(loss)}) at step {step} (epoch "
-                f"{self.epoch + 1}){kept} (lower --config.train.base_lr or --config.gp.weight "
-                "and start a new workdir)")
+                f"{(step - 1) // self.steps_per_epoch + 1}){kept} (lower "
+                "--config.train.base_lr or --config.gp.weight and start a new workdir)")
 
 
 class ProbeMonitor(keras.callbacks.Callback):
@@ -126,37 +138,50 @@ class ProbeMonitor(keras.callbacks.Callback):
 
 
 def fit(model, config, train_x, transform, start_epoch=0, epochs=None, callbacks=(),
-        verbose=1, checkpoint_dir=None):
-    """Runs ``model``'s training on ``train_x`` for epochs ``start_epoch .. epochs-1``.
+        verbose=1, checkpoint_dir=None, start_step=0):
+    """Runs ``model``'s training on ``train_x`` from step ``start_step`` of ``start_epoch`` to
+    the end of epoch ``epochs - 1``.
 
     The one training loop of the project (``train`` and the tuner's trials both use it): the
     stateless input pipeline of ``invcl_tf.data.pipeline``, a stop at the first non-finite
     loss (``NonFiniteLossError``), and Keras ``fit``, or the custom loop under
-    ``MultiWorkerMirroredStrategy``. ``epochs`` defaults to ``config.train.epochs``.
+    ``MultiWorkerMirroredStrategy``. ``epochs`` defaults to ``config.train.epochs``. A run
+    resumed mid-epoch first finishes that epoch, so epoch-end callbacks see whole epochs.
     """
     epochs = config.train.epochs if epochs is None else int(epochs)
     strategy = model.distribute_strategy
     configuration.check_replicas(config, strategy.num_replicas_in_sync)  # custom loop too
     spe = pipeline.steps_per_epoch(len(train_x), config.train.batch_size)
     num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
-
-    def make_dataset():
-        return pipeline.train_dataset(train_x, transform, config.train.batch_size, num_extra,
-                                      config.seed, start_epoch, epochs)
-
     callbacks = [StopOnNonFinite(spe, checkpoint_dir), *callbacks]
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return custom_loop.fit(model, strategy, make_dataset, epochs, start_epoch, spe,
-                               callbacks, verbose)
-    return model.fit(make_dataset(), epochs=epochs, initial_epoch=start_epoch,
-                     steps_per_epoch=spe, callbacks=callbacks, verbose=verbose, shuffle=False)
+
+    def run(first_epoch, last_epoch, first_step):
+        def make_dataset():
+            return pipeline.train_dataset(train_x, transform, config.train.batch_size, num_extra,
+                                          config.seed, first_epoch, last_epoch, first_step)
+
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return custom_loop.fit(model, strategy, make_dataset, last_epoch, first_epoch,
+                                   spe - first_step, callbacks, verbose)
+        return model.fit(make_dataset(), epochs=last_epoch, initial_epoch=first_epoch,
+                         steps_per_epoch=spe - first_step, callbacks=callbacks,
+                         verbose=verbose, shuffle=False)
+
+    history = None
+    if start_step:
+        history = run(start_epoch, start_epoch + 1, start_step)
+        start_epoch += 1
+    if start_epoch < epochs and not model.stop_training:
+        history = run(start_epoch, epochs, 0)
+    return history
 
 
 def train(config, workdir, verbose=1, extra_callbacks=()):
     """Pretrains per ``config`` in ``workdir``, resuming from its last checkpoint.
 
-    Writes ``config.json``, checkpoints after each epoch, TensorBoard logs and the final
-    encoder and head (``encoder.keras``, ``head.keras``). Returns the trained ``InvCLRModel``.
+    Writes ``config.json``, checkpoints after each epoch (and every
+    ``train.checkpoint_every_steps`` steps), TensorBoard logs and the final encoder and head
+    (``encoder.keras``, ``head.keras``). Returns the trained ``InvCLRModel``.
     """
     configuration.validate(config)
     strategy = distribute.strategy_for(config.distribute)  # multi-worker: before any TF op
@@ -171,15 +196,15 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     with strategy.scope():
         model = build_model(config, data.transform, spe)
     ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
-    checkpointer = Checkpointer(model, ckpt_dir, chief)
-    start_epoch = checkpointer.restore()
+    checkpointer = Checkpointer(model, ckpt_dir, chief, config.train.checkpoint_every_steps)
+    start_epoch, start_step = divmod(checkpointer.restore(), spe)
     if start_epoch < config.train.epochs:
         callbacks = [checkpointer, *extra_callbacks]
         if chief:
             callbacks += [ProbeMonitor(data, config), keras.callbacks.TensorBoard(
                 os.path.join(workdir, workdir_lib.TENSORBOARD_DIR))]
         fit(model, config, data.train_x, data.transform, start_epoch, callbacks=callbacks,
-            verbose=verbose, checkpoint_dir=ckpt_dir)
+            verbose=verbose, checkpoint_dir=ckpt_dir, start_step=start_step)
     if chief:
         workdir_lib.save_model(model.encoder, os.path.join(workdir, workdir_lib.ENCODER_FILE))
         workdir_lib.save_model(model.head, os.path.join(workdir, workdir_lib.HEAD_FILE))

@@ -22,7 +22,9 @@ def _invariance_lines(results):
 
 def format_table(results):
     """A plain-text table of the probe's scores per M and the invariance metrics."""
-    if results["task"] == "regression":
+    if results["task"] == "unlabelled":
+        lines = ["No labels (a flat folder): the label-free metrics only"]
+    elif results["task"] == "regression":
         names = list(next(iter(results["mse_per_target"].values())))
         header = f"{'M':>4}  {'MSE':>10}  " + "  ".join(f"{n:>10}" for n in names)
         lines = ["Linear probe, test MSE with features averaged over M views", header,
@@ -66,6 +68,8 @@ def write_results(results, directory, title=""):
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, RESULTS_FILE)
     _write_json(results, path)
+    if results["task"] == "unlabelled":  # no probe, nothing to plot against M
+        return (path,)
     return path, plot_feature_averaging(results, os.path.join(directory, PLOT_FILE), title)
 
 

@@ -12,7 +12,6 @@ import tensorflow as tf
 from invcl_tf import errors
 from invcl_tf.data import pipeline
 
-IMAGE_SHAPE = (32, 32, 3)
 
 
 def averaged_representation(encoder, transform, inputs, num_samples, seed):
@@ -45,7 +44,8 @@ def build_archive(encoder, head, transform, input_shape, config_json):
     archive.track(encoder)
     archive.track(head)
     dim = encoder.output_shape[-1]
-    images = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="images")
+    image_shape = (transform.image_size, transform.image_size, 3)  # the run's resolution
+    images = tf.TensorSpec([None, *image_shape], tf.float32, name="images")
 
     def encode(images):
         return tf.cast(encoder(transform.normalize_images(images), training=False),
@@ -71,7 +71,7 @@ def build_archive(encoder, head, transform, input_shape, config_json):
     archive.add_endpoint(
         "encode_normalized",
         lambda images: tf.cast(encoder(images, training=False), tf.float32),
-        [tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="normalized_images")])
+        [tf.TensorSpec([None, *image_shape], tf.float32, name="normalized_images")])
     archive.add_endpoint("config", lambda: tf.constant(config_json), [])
     return archive
 

@@ -15,3 +15,4 @@ def config_path(name):
 spirograph_cpu = configuration.import_config_file(config_path("spirograph_cpu"))
 cifar10 = configuration.import_config_file(config_path("cifar10"))
 cifar100 = configuration.import_config_file(config_path("cifar100"))
+images = configuration.import_config_file(config_path("images"))

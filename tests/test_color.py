@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.transforms import cifar
+from invcl_tf.transforms import images as image_transforms
 from invcl_tf.transforms import color
 
 T_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
@@ -272,7 +272,7 @@ def test_jitter_in_tf_function_with_unknown_shapes():
 
 
 def test_cifar_transform_apply_and_sampling():
-    transform = cifar.CifarTransform(cifar.CIFAR100_MEAN, cifar.CIFAR100_STD, strength=1.0)
+    transform = image_transforms.ImageTransform(image_transforms.CIFAR100_MEAN, image_transforms.CIFAR100_STD, strength=1.0)
     assert (transform.num_params, transform.num_aux) == (4, 2)
     alpha = transform.sample_params([1, 2], [5])
     aux = transform.sample_aux([3, 4], 5)
@@ -282,8 +282,8 @@ def test_cifar_transform_apply_and_sampling():
     np.testing.assert_allclose(transform.param_variance(), color.jitter_param_variance(1.0))
 
     images = np.random.default_rng(5).uniform(size=(5, 4, 4, 3)).astype(np.float32)
-    expected = ((color.random_color(images, alpha, aux).numpy() - np.array(cifar.CIFAR100_MEAN))
-                / np.array(cifar.CIFAR100_STD))
+    expected = ((color.random_color(images, alpha, aux).numpy() - np.array(image_transforms.CIFAR100_MEAN))
+                / np.array(image_transforms.CIFAR100_STD))
     out = transform.apply(tf.constant(images), alpha, aux)
     assert out.dtype == tf.float32
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
@@ -291,10 +291,10 @@ def test_cifar_transform_apply_and_sampling():
 
 def test_cifar_transform_validation():
     with pytest.raises(ValueError, match="mean"):
-        cifar.CifarTransform((0.5, 0.5), cifar.CIFAR10_STD)
+        image_transforms.ImageTransform((0.5, 0.5), image_transforms.CIFAR10_STD)
     with pytest.raises(ValueError, match="std"):
-        cifar.CifarTransform(cifar.CIFAR10_MEAN, (0.2, 0.0, 0.2))
+        image_transforms.ImageTransform(image_transforms.CIFAR10_MEAN, (0.2, 0.0, 0.2))
     with pytest.raises(ValueError, match="p_gray"):
-        cifar.CifarTransform(cifar.CIFAR10_MEAN, cifar.CIFAR10_STD, p_gray=-0.1)
+        image_transforms.ImageTransform(image_transforms.CIFAR10_MEAN, image_transforms.CIFAR10_STD, p_gray=-0.1)
     with pytest.raises(ValueError, match="strength"):
-        cifar.CifarTransform(cifar.CIFAR10_MEAN, cifar.CIFAR10_STD, strength=-1.0)
+        image_transforms.ImageTransform(image_transforms.CIFAR10_MEAN, image_transforms.CIFAR10_STD, strength=-1.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.transforms import cifar
+from invcl_tf.transforms import images as image_transforms
 from invcl_tf.transforms import crop
 
 
@@ -210,7 +210,7 @@ def test_works_in_tf_data_map():
 
 
 def test_prepare_view_scales_crops_and_flips():
-    transform = cifar.CifarTransform(cifar.CIFAR10_MEAN, cifar.CIFAR10_STD)
+    transform = image_transforms.ImageTransform(image_transforms.CIFAR10_MEAN, image_transforms.CIFAR10_STD)
     images = (random_images((8, 32, 32, 3), seed=2) * 255).astype(np.uint8)
     seed = tf.constant([31, 32], tf.int64)
     view = transform.prepare_view(images, seed)
@@ -221,7 +221,7 @@ def test_prepare_view_scales_crops_and_flips():
     np.testing.assert_allclose(view, expected, atol=1e-6)
 
     # Without the crop, each example is the scaled image, flipped or not; in tf.data too.
-    no_crop = cifar.CifarTransform(cifar.CIFAR10_MEAN, cifar.CIFAR10_STD, crop=False)
+    no_crop = image_transforms.ImageTransform(image_transforms.CIFAR10_MEAN, image_transforms.CIFAR10_STD, crop=False)
     dataset = tf.data.Dataset.from_tensors(images).map(lambda x: no_crop.prepare_view(x, seed))
     view = next(dataset.as_numpy_iterator())
     scaled = images / np.float32(255.0)

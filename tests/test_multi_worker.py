@@ -53,8 +53,9 @@ def test_two_workers_train_and_write_one_set_of_outputs(tmp_path):
     assert names == ["checkpoints", "config.json", "encoder.keras", "export",
                      "feature_averaging.png", "head.keras", "results.json", "tensorboard"]
     checkpoints = sorted(os.listdir(workdir / "checkpoints"))
-    assert checkpoints == ["checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
-                           "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    # Numbered by global step: 8 steps an epoch.
+    assert checkpoints == ["checkpoint", "ckpt-16.data-00000-of-00001", "ckpt-16.index",
+                           "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
     results = json.loads((workdir / "results.json").read_text())
     assert set(results["mse"]) == {"1", "2"}
 
@@ -65,7 +66,7 @@ def test_a_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     ports = _free_ports(2)
     procs = [_launch(workdir, ports, i, *flags) for i in range(2)]
     deadline = time.time() + 300
-    while not (workdir / "checkpoints" / "ckpt-2.index").exists():
+    while not (workdir / "checkpoints" / "ckpt-16.index").exists():  # epoch 2 done
         assert time.time() < deadline and all(p.poll() is None for p in procs)
         time.sleep(0.2)
     procs[1].kill()  # a worker dies; the chief cannot go on alone
@@ -75,6 +76,7 @@ def test_a_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):
     saved = sorted(int(n[5:-6]) for n in os.listdir(workdir / "checkpoints")
                    if n.endswith(".index"))
     chief_out, _ = _run_cluster(workdir, *flags)
-    assert saved[-1] < 6, "the cluster finished before it could be stopped"
-    assert f"Epoch {saved[-1] + 1}/6" in chief_out and "Epoch 1/6" not in chief_out
+    assert saved[-1] < 6 * 8, "the cluster finished before it could be stopped"
+    assert saved[-1] % 8 == 0  # epoch ends only: no checkpoint_every_steps here
+    assert f"Epoch {saved[-1] // 8 + 1}/6" in chief_out and "Epoch 1/6" not in chief_out
     assert (workdir / "results.json").exists()

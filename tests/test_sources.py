@@ -5,7 +5,7 @@ import pytest
 
 from invcl_tf.data import sources
 from invcl_tf.transforms import spirograph
-from invcl_tf.transforms import cifar
+from invcl_tf.transforms import images as image_transforms
 
 
 def _bundle(transform, task):
@@ -30,7 +30,7 @@ def test_spirograph_sweeps_shift_and_widen_background_and_h():
 
 
 def test_cifar_sweep_always_jitters_at_each_strength_without_crop_or_gray():
-    transform = cifar.CifarTransform(cifar.CIFAR10_MEAN, cifar.CIFAR10_STD)
+    transform = image_transforms.ImageTransform(image_transforms.CIFAR10_MEAN, image_transforms.CIFAR10_STD)
     sweeps = sources.robustness_sweeps(_bundle(transform, "classification"), (0.0, 0.875))
     (_, zero), (value, strong) = sweeps["color_strength"]
     assert value == 0.875 and strong.strength == 0.875 and zero.strength == 0.0

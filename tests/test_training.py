@@ -44,7 +44,8 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
         pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
                        extra_callbacks=[_Interrupt(2)])
     checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
-    assert (checkpoints / "ckpt-2.index").exists() and not (checkpoints / "ckpt-3.index").exists()
+    # Checkpoints are numbered by global step: 8 steps an epoch.
+    assert (checkpoints / "ckpt-16.index").exists() and not (checkpoints / "ckpt-24.index").exists()
     resumed = pretraining.train(config, str(tmp_path / "resumed"), verbose=0)
     assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 3 * 8
     for a, b in zip(_weights(full), _weights(resumed)):
@@ -75,7 +76,7 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     with pytest.raises(pretraining.NonFiniteLossError, match=r"step 9 \(epoch 2\)"):
         pretraining.train(_config(), str(tmp_path), verbose=0, extra_callbacks=[Poison()])
     checkpoints = tmp_path / workdir.CHECKPOINT_DIR
-    assert (checkpoints / "ckpt-1.index").exists() and not (checkpoints / "ckpt-2.index").exists()
+    assert (checkpoints / "ckpt-8.index").exists() and not (checkpoints / "ckpt-16.index").exists()
     assert not (tmp_path / workdir.ENCODER_FILE).exists()
 
 
@@ -85,7 +86,7 @@ def test_a_workdir_with_another_config_is_refused_and_left_alone(tmp_path):
     with pytest.raises(workdir.WorkdirError, match="different config.*gp.weight"):
         pretraining.train(_config(train__epochs=1, gp__weight=0.0), str(tmp_path), verbose=0)
     assert (tmp_path / workdir.CONFIG_FILE).read_text() == before
-    assert (tmp_path / workdir.CHECKPOINT_DIR / "ckpt-1.index").exists()
+    assert (tmp_path / workdir.CHECKPOINT_DIR / "ckpt-8.index").exists()
 
 
 def test_an_unwritable_workdir_is_named(tmp_path):
@@ -131,3 +132,27 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_refused_first(tmp_path
     with pytest.raises(configuration.ConfigError, match="over 3 replicas"):
         pretraining.train(_config(), str(tmp_path / "run"), verbose=0)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+class _StopAtStep(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == self.step:
+            raise KeyboardInterrupt
+
+
+def test_checkpoints_within_an_epoch_resume_to_the_uninterrupted_weights(tmp_path):
+    config = _config(train__epochs=2, train__checkpoint_every_steps=3)  # 8 steps an epoch
+    full = pretraining.train(config, str(tmp_path / "full"), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
+                          extra_callbacks=[_StopAtStep(11)])
+    latest = tf.train.latest_checkpoint(str(tmp_path / "resumed" / workdir.CHECKPOINT_DIR))
+    assert latest.endswith("ckpt-9")  # epoch 2, step 1 (saved at 3, 6, 8, 9)
+    resumed = pretraining.train(config, str(tmp_path / "resumed"), verbose=0)
+    assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 16
+    for a, b in zip(_weights(full), _weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -56,34 +56,45 @@ def steps_per_epoch(num_examples, batch_size):
     return num_examples // batch_size
 
 
-def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, epochs):
-    """Batches for epochs ``start_epoch .. epochs-1``, identical whenever they are drawn.
+def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, epochs,
+                  start_step=0):
+    """Batches from step ``start_step`` of epoch ``start_epoch`` to the end of ``epochs - 1``,
+    identical whenever they are drawn.
 
     Args:
-      inputs: all training inputs, ``[N, ...]`` (a tensor or array held in memory).
+      inputs: all training inputs: ``[N, ...]`` held in memory (a tensor or array), or a
+        streamed image split (``invcl_tf.data.sources.StreamedImages``) read file by file in
+        each epoch's shuffled order.
       transform: a ``DifferentiableTransform``.
       batch_size: the global batch size.
       num_extra: extra α′ per example for the penalty (0: none drawn).
       seed: the run's integer seed.
-      start_epoch, epochs: resume from ``start_epoch``; the result has
-        ``(epochs - start_epoch) * steps_per_epoch`` elements.
+      start_epoch, epochs, start_step: resume mid-epoch; the result has
+        ``(epochs - start_epoch) * steps_per_epoch - start_step`` elements.
     """
-    inputs = tf.convert_to_tensor(inputs)
-    n = int(inputs.shape[0])
+    streamed = hasattr(inputs, "split")
+    if not streamed:
+        inputs = tf.convert_to_tensor(inputs)
+    n = len(inputs) if streamed else int(inputs.shape[0])
     spe = steps_per_epoch(n, batch_size)
     base = fold(seed, STREAM_TRAIN)
 
     def epoch_batches(epoch):
         epoch_seed = fold(base, epoch)
-        order = tf.argsort(tf.random.stateless_uniform([n], epoch_seed))
-        order = tf.reshape(order[:spe * batch_size], [spe, batch_size])
-
-        def make(step, indices):
-            return draw_views(transform, tf.gather(inputs, indices), fold(epoch_seed, step),
-                              num_extra)
-
         steps = tf.data.Dataset.range(spe)
-        return tf.data.Dataset.zip(steps, tf.data.Dataset.from_tensor_slices(order)).map(
+        if streamed:  # the split shuffles itself from the epoch's seed
+            rows = inputs.split.epoch(epoch_seed).batch(batch_size, drop_remainder=True)
+        else:
+            order = tf.argsort(tf.random.stateless_uniform([n], epoch_seed))
+            rows = tf.data.Dataset.from_tensor_slices(
+                tf.reshape(order[:spe * batch_size], [spe, batch_size]))
+
+        def make(step, rows):
+            x = rows if streamed else tf.gather(inputs, rows)
+            return draw_views(transform, x, fold(epoch_seed, step), num_extra)
+
+        skip = tf.where(epoch == start_epoch, tf.cast(start_step, tf.int64), 0)
+        return tf.data.Dataset.zip(steps, rows).take(spe).skip(skip).map(
             make, num_parallel_calls=tf.data.AUTOTUNE)
 
     epochs_ds = tf.data.Dataset.range(start_epoch, epochs)

@@ -7,13 +7,13 @@ import numpy as np
 from invcl_tf import errors
 from invcl_tf.data import pipeline
 from invcl_tf.transforms import spirograph
-from invcl_tf.transforms import cifar
+from invcl_tf.transforms import images
 
 _SPLIT_TRAIN, _SPLIT_TEST, _SPLIT_PROBE = 0, 1, 2
 
 #: name -> (normalisation mean, std)
-CIFAR = {"cifar10": (cifar.CIFAR10_MEAN, cifar.CIFAR10_STD),
-         "cifar100": (cifar.CIFAR100_MEAN, cifar.CIFAR100_STD)}
+CIFAR = {"cifar10": (images.CIFAR10_MEAN, images.CIFAR10_STD),
+         "cifar100": (images.CIFAR100_MEAN, images.CIFAR100_STD)}
 NAMES = ("spirograph", *CIFAR)
 
 
@@ -26,8 +26,10 @@ class DataBundle:
     """Everything the trainer and the evaluator need to know about a dataset.
 
     ``train_x``/``test_x`` are what the transform's ``prepare_view``/``apply`` take (Spirograph:
-    target vectors; CIFAR: uint8 images); ``train_y``/``test_y`` the probe's labels; ``task``
-    "regression" or "classification"; ``label_names`` names the targets or the classes;
+    target vectors; CIFAR: uint8 images; a user's images: ``StreamedImages``); ``train_y``/
+    ``test_y`` the probe's labels (None when unlabelled); ``task`` "regression",
+    "classification" or "unlabelled" (only the label-free metrics); ``label_names`` names the
+    targets or the classes;
     ``eval_transforms`` other named transformations the evaluation reports on; ``probe_x`` and
     ``probe_y``, when given, are the probe's own training inputs (Spirograph's fresh targets),
     otherwise the probe fits on the first part of ``train_x``.
@@ -87,6 +89,40 @@ def cifar_arrays(name, data_dir, train_size, test_size):
             tuple(info.features["label"].names))
 
 
+def is_image_source(name):
+    """Whether ``dataset.name`` names a user's images: ``folder`` or ``tfds:NAME``."""
+    return name == "folder" or name.startswith("tfds:")
+
+
+class StreamedImages:
+    """A split of an image source, read in its fixed order when needed, never held whole.
+
+    Stands where the in-memory sources have an array: ``len``, prefixes ``[:n]`` and
+    ``batches(batch_size)`` for the evaluation; ``split`` for the training pipeline.
+    """
+
+    def __init__(self, split, limit=None):
+        self.split = split
+        self.limit = split.num_examples if limit is None else min(limit, split.num_examples)
+
+    def __len__(self):
+        return self.limit
+
+    def __getitem__(self, index):
+        if not (isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1)):
+            raise TypeError("StreamedImages takes only prefixes, images[:n]")
+        return StreamedImages(self.split, index.stop)
+
+    def batches(self, batch_size):
+        """uint8 image batches in the split's fixed order (the last one may be smaller)."""
+        return self.split.ordered().take(self.limit).batch(batch_size)
+
+
+def _image_transform(config, mean, std):
+    return images.ImageTransform(mean, std, strength=config.dataset.color_strength,
+                                 image_size=config.dataset.image_size)
+
+
 def transform_for(config):
     """The run's transformation and the shape of one input it takes (no data loaded)."""
     name = config.dataset.name
@@ -94,15 +130,51 @@ def transform_for(config):
         return spirograph.SpirographTransform(), (len(spirograph.TARGET_NAMES),)
     if name in CIFAR:
         mean, std = CIFAR[name]
-        transform = cifar.CifarTransform(mean, std, strength=config.dataset.color_strength)
-        return transform, (cifar.IMAGE_SIZE, cifar.IMAGE_SIZE, 3)
+        transform = _image_transform(config, mean, std)
+        return transform, (images.IMAGE_SIZE, images.IMAGE_SIZE, 3)
+    if is_image_source(name):
+        if config.dataset.mean is None or config.dataset.std is None:
+            raise DataError("--config.dataset.mean/std: not known before the data is loaded; "
+                            "load it with invcl_tf.data.sources.load(config) first")
+        decode = config.dataset.decode_size or config.dataset.image_size
+        return (_image_transform(config, config.dataset.mean, config.dataset.std),
+                (decode, decode, 3))
     raise DataError(f"--config.dataset.name: unknown dataset {name!r}; choose one of "
-                    f"{', '.join(NAMES)}")
+                    f"{', '.join(NAMES)}, folder or tfds:NAME")
+
+
+def _eval_variants(transform):
+    return {"untransformed": transform.variant(crop=False, flip=False, p_jitter=0.0, p_gray=0.0),
+            "color_only": transform.variant(crop=False, flip=False)}
+
+
+def _load_images(config):
+    """A user's image source; fills in ``dataset.decode_size``, ``mean`` and ``std``."""
+    from invcl_tf.data import image_sources  # deferred: TFDS and PIL only for image runs
+
+    if config.dataset.decode_size is None:
+        config.dataset.decode_size = config.dataset.image_size
+    train, test, classes = image_sources.load_image_source(config)
+    if config.dataset.mean is None or config.dataset.std is None:
+        # Stored in the run's config, so evaluation and export use the same values.
+        mean, std = image_sources.channel_stats(train, config.dataset.stats_sample)
+        config.dataset.mean = tuple(round(float(v), 6) for v in mean)
+        config.dataset.std = tuple(round(max(float(v), 1e-6), 6) for v in std)
+    transform, _ = transform_for(config)
+    task = "classification" if classes else "unlabelled"
+    return DataBundle(StreamedImages(train), train.labels, StreamedImages(test), test.labels,
+                      transform, task, tuple(classes or ()), _eval_variants(transform))
 
 
 def load(config):
-    """The ``DataBundle`` of ``config.dataset`` (Spirograph's targets sampled once per seed)."""
+    """The ``DataBundle`` of ``config.dataset`` (Spirograph's targets sampled once per seed).
+
+    For a user's images (``folder``, ``tfds:NAME``) the inputs are ``StreamedImages`` and
+    ``dataset.decode_size``, ``mean`` and ``std`` are filled in when unset.
+    """
     name = config.dataset.name
+    if is_image_source(name):
+        return _load_images(config)
     transform, _ = transform_for(config)
     if name == "spirograph":
         train, test = spirograph_targets(config.seed, config.dataset.train_size,
@@ -115,10 +187,8 @@ def load(config):
                           spirograph.TARGET_NAMES, probe_x=probe, probe_y=probe)
     train_x, train_y, test_x, test_y, classes = cifar_arrays(
         name, config.dataset.data_dir, config.dataset.train_size, config.dataset.test_size)
-    return DataBundle(
-        train_x, train_y, test_x, test_y, transform, "classification", classes,
-        {"untransformed": transform.variant(crop=False, flip=False, p_jitter=0.0, p_gray=0.0),
-         "color_only": transform.variant(crop=False, flip=False)})
+    return DataBundle(train_x, train_y, test_x, test_y, transform, "classification", classes,
+                      _eval_variants(transform))
 
 
 _BACKGROUND = ("rback", "gback", "bback")

@@ -17,6 +17,12 @@ ARCHS = {
     "resnet_tiny": ("basic", (1, 1, 1, 1), 8),
 }
 
+#: cifar: one 3x3 stride-1 conv, no max-pool (SPEC §4); imagenet: 7x7 stride-2 conv and a 3x3
+#: stride-2 max-pool (He et al., SPEC §7), for larger images.
+STEMS = ("auto", "cifar", "imagenet")
+#: ``auto`` takes the ImageNet stem above this image size.
+CIFAR_STEM_MAX_SIZE = 64
+
 _STAGE_WIDTHS = (1, 2, 4, 8)
 _STAGE_STRIDES = (1, 2, 2, 2)
 _EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -63,9 +69,10 @@ def batch_norm(name, sync_bn=True, center=True, scale=True):
 
 
 def _conv(x, filters, kernel_size, stride, name):
-    if kernel_size == 3 and stride > 1:
-        # Keras "same" pads (0, 1) for stride 2 on even sizes; PyTorch padding=1 pads (1, 1).
-        x = keras.layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    if kernel_size > 1 and stride > 1:
+        # Keras "same" pads (k//2 − 1, k//2) for stride 2 on even sizes; PyTorch's
+        # padding=k//2 pads both sides alike.
+        x = keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
     else:
         # Here "same" already matches PyTorch: (1, 1) for stride-1 3x3, no pad for any 1x1.
@@ -130,20 +137,38 @@ def representation_dim(arch, width_multiplier=1.0):
     return _scaled(base * _STAGE_WIDTHS[-1], width_multiplier) * _EXPANSION[block]
 
 
-def build_encoder(arch, width_multiplier=1.0, input_shape=(32, 32, 3), name="encoder",
-                  sync_bn=True):
-    """Builds a CIFAR ResNet encoder: images ``[B, H, W, C]`` -> representation ``[B, D]``.
+def resolve_stem(stem, image_size):
+    """``stem`` with ``auto`` resolved by the image size (CIFAR stem up to 64 px)."""
+    if stem not in STEMS:
+        raise ValueError(f"Unknown model.stem {stem!r}; known stems: {', '.join(STEMS)}")
+    if stem == "auto":
+        return "cifar" if image_size <= CIFAR_STEM_MAX_SIZE else "imagenet"
+    return stem
 
-    ``sync_bn=True`` makes BatchNormalization reduce batch statistics across replicas.
-    Raises ``ValueError`` for an unknown ``arch`` or a non-positive ``width_multiplier``.
+
+def build_encoder(arch, width_multiplier=1.0, input_shape=(32, 32, 3), name="encoder",
+                  sync_bn=True, stem="cifar"):
+    """Builds a ResNet encoder: images ``[B, H, W, C]`` -> representation ``[B, D]``.
+
+    ``stem`` is ``cifar`` (3x3 stride 1, no max-pool), ``imagenet`` (7x7 stride 2 + 3x3
+    stride-2 max-pool) or ``auto`` (by ``input_shape``'s height). ``sync_bn=True`` makes
+    BatchNormalization reduce batch statistics across replicas. Raises ``ValueError`` for an
+    unknown ``arch`` or ``stem`` or a non-positive ``width_multiplier``.
     """
     block, blocks_per_stage, base = _check(arch, width_multiplier)
     block_fn = _BLOCKS[block]
+    stem = resolve_stem(stem, input_shape[0])
 
     inputs = keras.Input(shape=input_shape, name="images")
-    # CIFAR stem: a single stride-1 3x3 conv and no max-pool, keeping 32x32 resolution.
-    x = _conv_bn(inputs, _scaled(base, width_multiplier), 3, 1, "stem", sync_bn)
-    x = keras.layers.ReLU(name="stem_relu")(x)
+    if stem == "cifar":  # keeps the input resolution
+        x = _conv_bn(inputs, _scaled(base, width_multiplier), 3, 1, "stem", sync_bn)
+        x = keras.layers.ReLU(name="stem_relu")(x)
+    else:
+        x = _conv_bn(inputs, _scaled(base, width_multiplier), 7, 2, "stem", sync_bn)
+        x = keras.layers.ReLU(name="stem_relu")(x)
+        # Zero padding equals PyTorch's −inf padding here: the ReLU output is >= 0.
+        x = keras.layers.ZeroPadding2D(1, name="stem_pool_pad")(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="stem_pool")(x)
     for s, (n_blocks, mult, stride) in enumerate(
             zip(blocks_per_stage, _STAGE_WIDTHS, _STAGE_STRIDES), start=1):
         planes = _scaled(base * mult, width_multiplier)

@@ -17,6 +17,8 @@ class DifferentiableTransform(abc.ABC):
     num_params: int
     #: Number of non-differentiated per-example choices (e.g. random-apply masks).
     num_aux: int = 0
+    #: Side of the square RGB images ``apply`` returns (the encoder's input).
+    image_size: int = 32
 
     @abc.abstractmethod
     def sample_params(self, seed, batch_shape):

@@ -155,6 +155,7 @@ class SpirographTransform(DifferentiableTransform):
 
     num_params = len(NUISANCE_NAMES)
     num_aux = 0
+    image_size = IMAGE_SIZE
 
     def __init__(self, ranges=NUISANCE_RANGES, normalize="row"):
         """``ranges``: six (lo, hi) nuisance ranges; ``normalize``: see :func:`render`."""

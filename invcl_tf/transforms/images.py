@@ -1,8 +1,9 @@
-"""The CIFAR-10/100 transformation of SPEC §2 as a ``DifferentiableTransform``.
+"""The image transformation of SPEC §2 (CIFAR-10/100, and any RGB images) as a
+``DifferentiableTransform``.
 
 Random resized crop and horizontal flip happen in the input pipeline (``prepare_view``); the
 colour distortion, differentiable in its four jitter parameters, and the normalisation happen
-in the train step (``apply``).
+in the train step (``apply``). Crops are resized to ``image_size`` (CIFAR: 32).
 """
 
 import numpy as np
@@ -28,16 +29,18 @@ def _channel_values(value, name):
     return array
 
 
-class CifarTransform(DifferentiableTransform):
+class ImageTransform(DifferentiableTransform):
     """Crop + flip (pipeline), then colour distortion and normalisation, with α the jitter."""
 
     num_params = color.NUM_JITTER_PARAMS
     num_aux = 2
 
-    def __init__(self, mean, std, strength=0.5, p_jitter=0.8, p_gray=0.2, crop=True, flip=True):
+    def __init__(self, mean, std, strength=0.5, p_jitter=0.8, p_gray=0.2, crop=True, flip=True,
+                 image_size=IMAGE_SIZE):
         """``mean``/``std``: per-channel normalisation; ``strength``: colour distortion s;
-        ``p_jitter``/``p_gray``: random-apply probabilities; ``crop``: random resized crop;
-        ``flip``: random horizontal flip."""
+        ``p_jitter``/``p_gray``: random-apply probabilities; ``crop``: random resized crop to
+        ``image_size`` (without it, images must already have that size); ``flip``: random
+        horizontal flip."""
         self.mean = _channel_values(mean, "mean")
         self.std = _channel_values(std, "std")
         if not np.all(self.std > 0.0):
@@ -51,13 +54,20 @@ class CifarTransform(DifferentiableTransform):
         self.p_gray = float(p_gray)
         self.crop = bool(crop)
         self.flip = bool(flip)
+        self.image_size = int(image_size)
 
     def prepare_view(self, x, seed):
-        """Scales a uint8 or [0, 1] float batch to float32 [0, 1], then crops and flips it."""
+        """Scales a uint8 or [0, 1] float batch to float32 [0, 1], then crops and flips it.
+
+        Without the crop, images of another size are resized (bilinear, antialiased) to
+        ``image_size``.
+        """
         x = tf.image.convert_image_dtype(x, tf.float32)
         if self.crop:
             x = random_resized_crop(
-                x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), IMAGE_SIZE)
+                x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), self.image_size)
+        elif tuple(x.shape[1:3]) != (self.image_size, self.image_size):
+            x = tf.image.resize(x, [self.image_size, self.image_size], antialias=True)
         if not self.flip:
             return x
         return random_flip(x, tf.random.experimental.stateless_fold_in(seed, _FLIP_SALT))
@@ -66,8 +76,8 @@ class CifarTransform(DifferentiableTransform):
         """A copy with some constructor arguments changed (e.g. colour only, for evaluation)."""
         args = {"mean": self.mean, "std": self.std, "strength": self.strength,
                 "p_jitter": self.p_jitter, "p_gray": self.p_gray, "crop": self.crop,
-                "flip": self.flip}
-        return CifarTransform(**{**args, **changes})
+                "flip": self.flip, "image_size": self.image_size}
+        return ImageTransform(**{**args, **changes})
 
     def sample_params(self, seed, batch_shape):
         """Draws jitter parameters ``batch_shape + [4]`` for ``self.strength``."""

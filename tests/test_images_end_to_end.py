@@ -1,0 +1,127 @@
+"""A folder of the user's images, end to end: train, resume mid-epoch, evaluate, export."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from invcl_tf import pretraining, workdir
+from invcl_tf.transforms import spirograph
+from tests.repo_configs import REPO, config_path, images as images_config
+
+pytestmark = pytest.mark.slow
+
+
+def _write_pngs(directory, images, names):
+    os.makedirs(directory, exist_ok=True)
+    for image, name in zip(images, names):
+        tf.io.write_file(os.path.join(directory, name),
+                         tf.io.encode_png(tf.image.convert_image_dtype(image, tf.uint8)))
+
+
+def spirograph_folder(root, per_class=24, test_per_class=8, size=40, labelled=True):
+    """Rendered Spirograph images as PNG files, two classes by the target m (m < 3.5 or not),
+    at ``size`` px (not the training resolution, so decoding resizes)."""
+    targets = spirograph.sample_targets([5, 6], 4 * (per_class + test_per_class))
+    images = spirograph.render(targets, spirograph.sample_nuisance([5, 7], [len(targets)]))
+    images = tf.image.resize(images, [size, size]).numpy().clip(0, 1)
+    classes = np.where(targets.numpy()[:, 0] < 3.5, "low_m", "high_m")
+    counts = {"train": per_class, "test": test_per_class}
+    used = {}
+    for i, (image, label) in enumerate(zip(images, classes)):
+        for split, count in counts.items():
+            if used.get((split, label), 0) < count:
+                used[(split, label)] = used.get((split, label), 0) + 1
+                where = os.path.join(root, split, label) if labelled else os.path.join(root,
+                                                                                       split)
+                _write_pngs(where, [image], [f"img{i:04d}.png"])
+                break
+    return root
+
+
+def _config(path, **changes):
+    config = images_config.get_config("tiny")
+    config.dataset.path = str(path)
+    config.eval.every_epochs = 0
+    for key, value in changes.items():
+        section, field = key.split("__")
+        setattr(getattr(config, section), field, value)
+    return config
+
+
+class _StopAt(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations) == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_weights(tmp_path):
+    folder = spirograph_folder(tmp_path / "images")
+    config = _config(folder, train__epochs=2, train__checkpoint_every_steps=2)
+    full = pretraining.train(config, str(tmp_path / "full"), verbose=0)
+    assert int(full.optimizer.iterations) == 2 * (48 // 16)  # 3 steps an epoch
+    stored = json.loads((tmp_path / "full" / workdir.CONFIG_FILE).read_text())
+    assert len(stored["dataset"]["mean"]) == 3 and stored["dataset"]["decode_size"] == 32
+    with pytest.raises(KeyboardInterrupt):
+        pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
+                          extra_callbacks=[_StopAt(5)])
+    checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
+    latest = tf.train.latest_checkpoint(str(checkpoints))
+    assert latest.endswith("ckpt-4")  # every 2 steps and at epoch ends (3): step 4 is mid-epoch
+    resumed = pretraining.train(config, str(tmp_path / "resumed"), verbose=0)
+    assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 6
+    for a, b in zip(full.encoder.weights, resumed.encoder.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def _cli(*args):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=600)
+
+
+def test_from_a_folder_to_an_encoder_its_evaluation_and_its_export(tmp_path):
+    folder = spirograph_folder(tmp_path / "images")
+    run = tmp_path / "run"
+    proc = _cli("invcl_tf.train", f"--config={config_path('images')}:tiny",
+                f"--config.dataset.path={folder}", f"--workdir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.load(open(run / "results.json"))
+    assert results["task"] == "classification" and set(results["accuracy"]) == {"1", "2"}
+    assert results["num_test"] == 16 and results["num_probe_train"] == 24
+    model = tf.saved_model.load(str(run / "export"))
+    spec = model.signatures["serving_default"].structured_input_signature[1]["images"]
+    assert spec.shape.as_list() == [None, 32, 32, 3]
+    images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    assert model.encode(images).shape[0] == 2
+
+
+def test_a_flat_folder_reports_the_label_free_metrics(tmp_path):
+    folder = spirograph_folder(tmp_path / "images", labelled=False)
+    run = tmp_path / "run"
+    proc = _cli("invcl_tf.train", f"--config={config_path('images')}:tiny",
+                f"--config.dataset.path={folder}", f"--workdir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.load(open(run / "results.json"))
+    assert results["task"] == "unlabelled" and "accuracy" not in results
+    for key in ("conditional_variance", "total_variance", "penalty_estimate", "nuisance_mse"):
+        assert np.isfinite(results[key])
+    assert "label-free metrics only" in proc.stdout
+
+
+def test_a_missing_folder_gets_one_line(tmp_path):
+    proc = _cli("invcl_tf.train", f"--config={config_path('images')}:tiny",
+                f"--config.dataset.path={tmp_path / 'nowhere'}", f"--workdir={tmp_path / 'run'}")
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("invcl-train")]
+    assert len(lines) == 1 and "--config.dataset.path" in lines[0], proc.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
