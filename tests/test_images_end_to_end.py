@@ -5,13 +5,13 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from invcl_tf import pretraining, workdir
 from invcl_tf.transforms import spirograph
+from tests.interrupts import StopAtStep
 from tests.repo_configs import REPO, config_path, images as images_config
 
 pytestmark = pytest.mark.slow
@@ -54,16 +54,6 @@ def _config(path, **changes):
     return config
 
 
-class _StopAt(keras.callbacks.Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) == self.step:
-            raise KeyboardInterrupt
-
-
 def test_a_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_weights(tmp_path):
     folder = spirograph_folder(tmp_path / "images")
     config = _config(folder, train__epochs=2, train__checkpoint_every_steps=2)
@@ -73,7 +63,7 @@ def test_a_run_killed_inside_an_epoch_resumes_to_the_uninterrupted_weights(tmp_p
     assert len(stored["dataset"]["mean"]) == 3 and stored["dataset"]["decode_size"] == 32
     with pytest.raises(KeyboardInterrupt):
         pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
-                          extra_callbacks=[_StopAt(5)])
+                          extra_callbacks=[StopAtStep(5)])
     checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
     latest = tf.train.latest_checkpoint(str(checkpoints))
     assert latest.endswith("ckpt-4")  # every 2 steps and at epoch ends (3): step 4 is mid-epoch

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.interrupts import StopAtStep
 from tests.repo_configs import spirograph_cpu
 from invcl_tf import configuration, pretraining, workdir
 
@@ -134,22 +135,12 @@ def test_a_batch_that_does_not_split_over_the_replicas_is_refused_first(tmp_path
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
-class _StopAtStep(keras.callbacks.Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) == self.step:
-            raise KeyboardInterrupt
-
-
 def test_checkpoints_within_an_epoch_resume_to_the_uninterrupted_weights(tmp_path):
     config = _config(train__epochs=2, train__checkpoint_every_steps=3)  # 8 steps an epoch
     full = pretraining.train(config, str(tmp_path / "full"), verbose=0)
     with pytest.raises(KeyboardInterrupt):
         pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
-                          extra_callbacks=[_StopAtStep(11)])
+                          extra_callbacks=[StopAtStep(11)])
     latest = tf.train.latest_checkpoint(str(tmp_path / "resumed" / workdir.CHECKPOINT_DIR))
     assert latest.endswith("ckpt-9")  # epoch 2, step 1 (saved at 3, 6, 8, 9)
     resumed = pretraining.train(config, str(tmp_path / "resumed"), verbose=0)
