@@ -20,23 +20,24 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def replica_slices(dataset, context, local_replicas):
-    """Per-replica elements of a dataset of global batches, for one input pipeline.
+def pipeline_share(context, local_replicas, global_batch):
+    """``(start, count)``: the rows of each global batch one input pipeline feeds.
 
-    Pipeline p feeds its ``local_replicas`` replicas rows ``[(p·L + k)·b, (p·L + k + 1)·b)``
-    of each global batch, in replica order, so replica r of the cluster sees the rows replica
-    r of a one-worker run would.
+    Pipeline p feeds its ``local_replicas`` replicas rows ``[(p·L + k)·b, (p·L + k + 1)·b)``,
+    in replica order, so replica r of the cluster sees the rows replica r of a one-worker run
+    would; only these rows are read, decoded and augmented on that worker.
     """
-    pipelines, pipeline_id = context.num_input_pipelines, context.input_pipeline_id
-    replicas = pipelines * local_replicas
+    per_replica = global_batch // (context.num_input_pipelines * local_replicas)
+    return context.input_pipeline_id * local_replicas * per_replica, local_replicas * per_replica
+
+
+def per_replica_batches(dataset, local_replicas):
+    """Splits each element of a pipeline's share into ``local_replicas`` consecutive batches,
+    the order in which ``distribute_datasets_from_function`` hands them to the replicas."""
 
     def split(batch):
         def rows(t):
-            per_replica = tf.shape(t)[0] // replicas
-            start = pipeline_id * local_replicas * per_replica
-            mine = t[start:start + local_replicas * per_replica]
-            return tf.reshape(mine, tf.concat([[local_replicas, per_replica],
-                                               tf.shape(t)[1:]], 0))
+            return tf.reshape(t, tf.concat([[local_replicas, -1], tf.shape(t)[1:]], 0))
 
         return tf.data.Dataset.from_tensor_slices(tf.nest.map_structure(rows, batch))
 
@@ -44,14 +45,19 @@ def replica_slices(dataset, context, local_replicas):
 
 
 def fit(model, strategy, make_dataset, epochs, initial_epoch, steps_per_epoch, callbacks,
-        verbose=1):
-    """Trains like ``model.fit`` under ``strategy``; ``make_dataset()`` yields global batches."""
+        verbose=1, global_batch=None):
+    """Trains like ``model.fit`` under ``strategy``.
+
+    ``make_dataset(rows)`` yields, per step, rows ``(start, count)`` of the ``global_batch``
+    (see ``invcl_tf.data.pipeline.train_dataset``); each worker builds only its share.
+    """
     local_replicas = len(strategy.extended.worker_devices)
 
     def dataset_fn(context):
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        return replica_slices(make_dataset(), context, local_replicas).with_options(options)
+        share = make_dataset(pipeline_share(context, local_replicas, global_batch))
+        return per_replica_batches(share, local_replicas).with_options(options)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 

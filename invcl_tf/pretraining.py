@@ -42,6 +42,11 @@ def build_model(config, transform, steps_per_epoch):
     return model
 
 
+def steps_done(model):
+    """The optimizer's step count, also for a distributed (mirrored) variable."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Saves model, optimizer and step after every epoch, and every ``every_steps`` steps when
     that is > 0; never saves non-finite weights. Checkpoints are numbered by global step.
@@ -78,12 +83,12 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps:
-            step = int(self.model.optimizer.iterations)
+            step = steps_done(self.model)
             if step % self.every_steps == 0:
                 self._save(step, f"step {step}")
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = steps_done(self.model)
         if step != self._saved_at:
             self._save(step, f"epoch {epoch + 1}")
 
@@ -109,7 +114,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            step = int(self.model.optimizer.iterations)
+            step = steps_done(self.model)
             kept = (f"; the last good checkpoint in {self.checkpoint_dir} is kept"
                     if self.checkpoint_dir else "")
             raise NonFiniteLossError(
@@ -156,13 +161,13 @@ def fit(model, config, train_x, transform, start_epoch=0, epochs=None, callbacks
     callbacks = [StopOnNonFinite(spe, checkpoint_dir), *callbacks]
 
     def run(first_epoch, last_epoch, first_step):
-        def make_dataset():
+        def make_dataset(rows=None):
             return pipeline.train_dataset(train_x, transform, config.train.batch_size, num_extra,
-                                          config.seed, first_epoch, last_epoch, first_step)
+                                          config.seed, first_epoch, last_epoch, first_step, rows)
 
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             return custom_loop.fit(model, strategy, make_dataset, last_epoch, first_epoch,
-                                   spe - first_step, callbacks, verbose)
+                                   spe - first_step, callbacks, verbose, config.train.batch_size)
         return model.fit(make_dataset(), epochs=last_epoch, initial_epoch=first_epoch,
                          steps_per_epoch=spe - first_step, callbacks=callbacks,
                          verbose=verbose, shuffle=False)

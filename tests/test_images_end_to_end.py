@@ -115,3 +115,28 @@ def test_a_missing_folder_gets_one_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("invcl-train")]
     assert len(lines) == 1 and "--config.dataset.path" in lines[0], proc.stderr[-2000:]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_workers_share_reads_only_its_files_and_matches_the_whole_batch(tmp_path):
+    from invcl_tf.data import pipeline, sources
+
+    folder = spirograph_folder(tmp_path / "images")
+    config = _config(folder)
+    data = sources.load(config)
+    split = data.train_x.split
+    transform = data.transform
+    batch = 16  # 48 training images: 3 steps an epoch
+    whole = list(pipeline.train_dataset(data.train_x, transform, batch, 2, 5, 0, 1))
+    # The files of rows [8, 16) of every batch of epoch 0 go away: the share [0, 8) must not
+    # read them (a whole-batch reader would fail on the first missing file).
+    epoch_seed = pipeline.fold(pipeline.fold(5, pipeline.STREAM_TRAIN), 0)
+    order = split._order(epoch_seed).numpy()[:3 * batch].reshape(3, batch)
+    manifest = open(split.manifest).read().splitlines()
+    for index in order[:, 8:].ravel():
+        os.remove(manifest[index])
+    share = list(pipeline.train_dataset(data.train_x, transform, batch, 2, 5, 0, 1,
+                                        rows=(0, 8)))
+    assert len(share) == len(whole) == 3
+    for full, mine in zip(whole, share):
+        for key in full:
+            np.testing.assert_array_equal(mine[key].numpy(), full[key].numpy()[:8], err_msg=key)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import keras
+import numpy as np
 import pytest
 
 from tests.test_cli import REPO, TINY
@@ -35,6 +37,11 @@ def _launch(workdir, ports, index, *flags):
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _flat_encoder(run):
+    weights = keras.saving.load_model(run / "encoder.keras").get_weights()
+    return np.concatenate([w.ravel() for w in weights])
+
+
 def _run_cluster(workdir, *flags):
     ports = _free_ports(2)
     procs = [_launch(workdir, ports, i, *flags) for i in range(2)]
@@ -58,6 +65,24 @@ def test_two_workers_train_and_write_one_set_of_outputs(tmp_path):
                            "ckpt-8.data-00000-of-00001", "ckpt-8.index"]
     results = json.loads((workdir / "results.json").read_text())
     assert set(results["mse"]) == {"1", "2"}
+    # Each worker built only its half of every global batch, with the one-device draws: the
+    # weights are those of one process training on the whole batch (float32 rounding of
+    # collectives and BN sums apart, which 16 steps of LARS amplify; cf. test_distribute).
+    def single(seed):
+        out = tmp_path / f"single{seed}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "invcl_tf.train", f"--config={TINY}", f"--workdir={out}",
+             "--config.distribute=none", f"--config.seed={seed}"], capture_output=True,
+            text=True, cwd=REPO, timeout=600,
+            env=dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES=""))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return _flat_encoder(out)
+
+    cluster = _flat_encoder(workdir)
+    same, other = single(0), single(1)
+    distance = np.linalg.norm(cluster - same) / np.linalg.norm(same)
+    # For scale: a run with another seed (its own initialisation and draws) is far away.
+    assert distance < 5e-3 < 0.1 * np.linalg.norm(other - same) / np.linalg.norm(same)
 
 
 def test_a_restarted_cluster_resumes_from_the_last_checkpoint(tmp_path):

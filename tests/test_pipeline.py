@@ -82,3 +82,22 @@ def test_spirograph_targets_depend_on_the_seed_only():
     assert train.shape == (100, 4) and test.shape == (20, 4)
     assert not np.allclose(train[:20], test)
     assert tf.reduce_all(train[:, 0] >= 2.0) and tf.reduce_all(train[:, 0] <= 5.0)
+
+
+def _as_numpy(batches):
+    return [{k: v.numpy() for k, v in b.items()} for b in batches]
+
+
+def test_a_workers_share_of_rows_is_drawn_exactly_as_in_the_whole_batch():
+    # Two workers of a multi-worker run each build rows [0, 16) and [16, 32) of every global
+    # batch; together they must be the one-device batches, every draw included.
+    targets = spirograph.sample_targets([4, 4], 96)
+    transform = spirograph.SpirographTransform()
+    whole = _as_numpy(pipeline.train_dataset(targets, transform, 32, 3, 7, 0, 2))
+    shares = [_as_numpy(pipeline.train_dataset(targets, transform, 32, 3, 7, 0, 2,
+                                               rows=(start, 16))) for start in (0, 16)]
+    assert len(whole) == len(shares[0]) == 6
+    for full, first, second in zip(whole, *shares):
+        for key in full:
+            np.testing.assert_array_equal(np.concatenate([first[key], second[key]]), full[key],
+                                          err_msg=key)

@@ -83,6 +83,17 @@ class ImageSplit:
         function of ``epoch_seed`` (int64 [2]; may be a symbolic tensor inside flat_map)."""
         raise NotImplementedError
 
+    def epoch_rows(self, epoch_seed, batch_size, rows):
+        """Rows ``[start, start + count)`` of each whole ``batch_size`` batch of ``epoch``, as
+        uint8 ``[count, S, S, 3]`` batches: one worker's share of the global batch.
+
+        This default reads and decodes every row (a stream has no random access); a source
+        that can read by index decodes only its share.
+        """
+        start, count = rows
+        return self.epoch(epoch_seed).batch(batch_size, drop_remainder=True).map(
+            lambda x: x[start:start + count])
+
 
 class _FolderSplit(ImageSplit):
     """Files listed in a manifest (one path a line) and read by index through a lookup table.
@@ -117,10 +128,21 @@ class _FolderSplit(ImageSplit):
     def ordered(self):
         return self._images(tf.data.Dataset.range(self.num_examples))
 
-    def epoch(self, epoch_seed):
+    def _order(self, epoch_seed):
         seed = tf.convert_to_tensor(epoch_seed, tf.int64)
-        order = tf.argsort(tf.random.stateless_uniform([self.num_examples], seed))
-        return self._images(tf.data.Dataset.from_tensor_slices(order))
+        return tf.argsort(tf.random.stateless_uniform([self.num_examples], seed))
+
+    def epoch(self, epoch_seed):
+        return self._images(tf.data.Dataset.from_tensor_slices(self._order(epoch_seed)))
+
+    def epoch_rows(self, epoch_seed, batch_size, rows):
+        """As ``ImageSplit.epoch_rows``, reading only the share's files."""
+        start, count = rows
+        steps = self.num_examples // batch_size
+        order = tf.reshape(self._order(epoch_seed)[:steps * batch_size], [steps, batch_size])
+        mine = tf.reshape(order[:, start:start + count], [-1])
+        return self._images(tf.data.Dataset.from_tensor_slices(mine)).batch(
+            count, drop_remainder=True)
 
 
 class _TfdsSplit(ImageSplit):

@@ -23,25 +23,43 @@ def fold(seed, *values):
     return seed
 
 
-def random_view(transform, x, seed):
-    """One random view of the batch ``x``: ``(prepared x, α [B, K], aux [B, A])``."""
-    batch_size = tf.shape(x)[0]
-    return (transform.prepare_view(x, fold(seed, 0)),
-            transform.sample_params(fold(seed, 1), [batch_size]),
-            transform.sample_aux(fold(seed, 2), batch_size))
+def _share(rows, local):
+    """``(start, total)`` of rows; the whole batch when ``rows`` is None."""
+    return (0, local) if rows is None else rows
 
 
-def draw_views(transform, x, seed, num_extra=0):
-    """The randomness of one batch ``x`` from a length-2 ``seed``; see the module docstring."""
-    batch_size = tf.shape(x)[0]
-    x1, alpha1, aux1 = random_view(transform, x, fold(seed, _VIEW1))
-    x2, alpha2, aux2 = random_view(transform, x, fold(seed, _VIEW2))
+def random_view(transform, x, seed, rows=None):
+    """One random view of the batch ``x``: ``(prepared x, α [B, K], aux [B, A])``.
+
+    ``rows=(start, total)``: ``x`` holds rows ``start ..`` of a batch of ``total``, and gets
+    exactly the draws those rows get in the whole batch (a worker's share).
+    """
+    local = tf.shape(x)[0]
+    if rows is None:
+        return (transform.prepare_view(x, fold(seed, 0)),
+                transform.sample_params(fold(seed, 1), [local]),
+                transform.sample_aux(fold(seed, 2), local))
+    start, total = rows
+    return (transform.prepare_view(x, fold(seed, 0), rows=rows),
+            transform.sample_params(fold(seed, 1), [total])[start:start + local],
+            transform.sample_aux(fold(seed, 2), total)[start:start + local])
+
+
+def draw_views(transform, x, seed, num_extra=0, rows=None):
+    """The randomness of one batch ``x`` from a length-2 ``seed``; see the module docstring.
+
+    ``rows=(start, total)`` draws for rows ``start ..`` of a ``total``-row batch only.
+    """
+    local = tf.shape(x)[0]
+    x1, alpha1, aux1 = random_view(transform, x, fold(seed, _VIEW1), rows)
+    x2, alpha2, aux2 = random_view(transform, x, fold(seed, _VIEW2), rows)
     batch = {"x1": x1, "x2": x2, "alpha1": alpha1, "alpha2": alpha2, "aux1": aux1, "aux2": aux2,
              # One seed per step, repeated per example so a strategy splits it like the rest.
-             "sign_seed": tf.tile(fold(seed, _SIGNS)[None], [batch_size, 1])}
+             "sign_seed": tf.tile(fold(seed, _SIGNS)[None], [local, 1])}
     if num_extra:
-        batch["alpha_extra"] = transform.sample_params(
-            fold(seed, _EXTRA), [batch_size, num_extra])
+        start, total = _share(rows, local)
+        extra = transform.sample_params(fold(seed, _EXTRA), [total, num_extra])
+        batch["alpha_extra"] = extra if rows is None else extra[start:start + local]
     return batch
 
 
@@ -57,7 +75,7 @@ def steps_per_epoch(num_examples, batch_size):
 
 
 def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, epochs,
-                  start_step=0):
+                  start_step=0, rows=None):
     """Batches from step ``start_step`` of epoch ``start_epoch`` to the end of ``epochs - 1``,
     identical whenever they are drawn.
 
@@ -71,6 +89,8 @@ def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, e
       seed: the run's integer seed.
       start_epoch, epochs, start_step: resume mid-epoch; the result has
         ``(epochs - start_epoch) * steps_per_epoch - start_step`` elements.
+      rows: ``(start, count)``: only rows ``start .. start + count - 1`` of every global
+        batch, read, decoded and augmented exactly as in the whole batch (a worker's share).
     """
     streamed = hasattr(inputs, "split")
     if not streamed:
@@ -82,19 +102,23 @@ def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, e
     def epoch_batches(epoch):
         epoch_seed = fold(base, epoch)
         steps = tf.data.Dataset.range(spe)
+        start, count = _share(rows, batch_size)
         if streamed:  # the split shuffles itself from the epoch's seed
-            rows = inputs.split.epoch(epoch_seed).batch(batch_size, drop_remainder=True)
+            split = inputs.split
+            batches = (split.epoch(epoch_seed).batch(batch_size, drop_remainder=True)
+                       if rows is None else split.epoch_rows(epoch_seed, batch_size, rows))
         else:
             order = tf.argsort(tf.random.stateless_uniform([n], epoch_seed))
-            rows = tf.data.Dataset.from_tensor_slices(
-                tf.reshape(order[:spe * batch_size], [spe, batch_size]))
+            order = tf.reshape(order[:spe * batch_size], [spe, batch_size])
+            batches = tf.data.Dataset.from_tensor_slices(order[:, start:start + count])
 
-        def make(step, rows):
-            x = rows if streamed else tf.gather(inputs, rows)
-            return draw_views(transform, x, fold(epoch_seed, step), num_extra)
+        def make(step, batch):
+            x = batch if streamed else tf.gather(inputs, batch)
+            return draw_views(transform, x, fold(epoch_seed, step), num_extra,
+                              None if rows is None else (start, batch_size))
 
         skip = tf.where(epoch == start_epoch, tf.cast(start_step, tf.int64), 0)
-        return tf.data.Dataset.zip(steps, rows).take(spe).skip(skip).map(
+        return tf.data.Dataset.zip(steps, batches).take(spe).skip(skip).map(
             make, num_parallel_calls=tf.data.AUTOTUNE)
 
     epochs_ds = tf.data.Dataset.range(start_epoch, epochs)

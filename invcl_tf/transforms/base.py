@@ -33,9 +33,13 @@ class DifferentiableTransform(abc.ABC):
         del seed
         return tf.zeros([batch_size, self.num_aux], tf.float32)
 
-    def prepare_view(self, x, seed):
-        """Non-differentiable per-view work done in the input pipeline (default: none)."""
-        del seed
+    def prepare_view(self, x, seed, rows=None):
+        """Non-differentiable per-view work done in the input pipeline (default: none).
+
+        ``rows=(start, total)``: ``x`` holds rows ``start ..`` of a ``total``-row batch and
+        must get the draws those rows get in the whole batch (draw for ``total``, slice).
+        """
+        del seed, rows
         return x
 
     def normalize_images(self, images):

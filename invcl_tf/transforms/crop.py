@@ -112,23 +112,37 @@ def resize_crops(images, boxes, size=32):
         padded, normalised, tf.range(shape[0]), [size, size], method="bilinear")
 
 
-def random_resized_crop(images, seed, size=32, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+def _rows(draws_for, images, rows):
+    """Per-example draws for ``images``: for the whole batch, or for rows ``start ..`` of a
+    ``total``-row batch (``rows=(start, total)``), drawn at ``total`` and sliced."""
+    local = tf.shape(images)[0]
+    if rows is None:
+        return draws_for(local)
+    start, total = rows
+    return draws_for(total)[start:start + local]
+
+
+def random_resized_crop(images, seed, size=32, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3),
+                        rows=None):
     """torchvision-style random resized crop of every image in ``images`` ``[B, H, W, C]``.
 
     Boxes come from :func:`sample_crop_boxes` with the stateless ``seed`` [2]; the crops are
     resized bilinearly by :func:`resize_crops`. Returns float32 ``[B, size, size, C]`` in the
-    value range of ``images``.
+    value range of ``images``. ``rows=(start, total)``: ``images`` are rows ``start ..`` of a
+    ``total``-row batch and get that batch's boxes.
     """
     images = _check_batch(images)
     shape = tf.shape(images)
-    boxes = sample_crop_boxes(seed, shape[0], shape[1], shape[2], scale, ratio)
+    boxes = _rows(lambda n: sample_crop_boxes(seed, n, shape[1], shape[2], scale, ratio),
+                  images, rows)
     return resize_crops(images, boxes, size)
 
 
-def random_flip(images, seed, p=0.5):
-    """Flips each image of ``images`` ``[B, H, W, C]`` left-right with probability ``p``."""
+def random_flip(images, seed, p=0.5, rows=None):
+    """Flips each image of ``images`` ``[B, H, W, C]`` left-right with probability ``p``
+    (``rows`` as in :func:`random_resized_crop`)."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"`p` must lie in [0, 1], got {p}")
     images = _check_batch(images)
-    flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed) < p
+    flip = _rows(lambda n: tf.random.stateless_uniform([n], seed), images, rows) < p
     return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)

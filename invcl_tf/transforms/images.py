@@ -56,21 +56,23 @@ class ImageTransform(DifferentiableTransform):
         self.flip = bool(flip)
         self.image_size = int(image_size)
 
-    def prepare_view(self, x, seed):
+    def prepare_view(self, x, seed, rows=None):
         """Scales a uint8 or [0, 1] float batch to float32 [0, 1], then crops and flips it.
 
         Without the crop, images of another size are resized (bilinear, antialiased) to
-        ``image_size``.
+        ``image_size``. ``rows``: see ``DifferentiableTransform.prepare_view``.
         """
         x = tf.image.convert_image_dtype(x, tf.float32)
         if self.crop:
             x = random_resized_crop(
-                x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), self.image_size)
+                x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), self.image_size,
+                rows=rows)
         elif tuple(x.shape[1:3]) != (self.image_size, self.image_size):
             x = tf.image.resize(x, [self.image_size, self.image_size], antialias=True)
         if not self.flip:
             return x
-        return random_flip(x, tf.random.experimental.stateless_fold_in(seed, _FLIP_SALT))
+        return random_flip(x, tf.random.experimental.stateless_fold_in(seed, _FLIP_SALT),
+                           rows=rows)
 
     def variant(self, **changes):
         """A copy with some constructor arguments changed (e.g. colour only, for evaluation)."""
