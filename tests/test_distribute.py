@@ -106,3 +106,30 @@ def test_strategy_and_precision_names_are_checked():
         distribute.strategy_for("tpu")
     with pytest.raises(ValueError, match="--config.train.precision"):
         distribute.set_precision("float8")
+
+
+@pytest.mark.slow
+def test_two_mirrored_replicas_equal_one_device_on_a_folder_of_images(strategy, tmp_path):
+    """The same check on a batch streamed from image files (crop, flip, colour jitter)."""
+    from invcl_tf.data import sources
+    from tests.test_images_end_to_end import _config as folder_config, spirograph_folder
+
+    keras.mixed_precision.set_global_policy("float64")
+    config = folder_config(spirograph_folder(tmp_path / "images"))
+    config.gp.weight = 0.5
+    data = sources.load(config)
+    batch = next(iter(pipeline.train_dataset(data.train_x, data.transform, 16,
+                                             config.gp.num_extra, 0, 0, 1)))
+    batch = {k: tf.cast(v, tf.float64) if v.dtype.is_floating else v for k, v in batch.items()}
+    one = pretraining.build_model(config, data.transform, steps_per_epoch=10)
+    initial = one.get_weights()
+    with strategy.scope():
+        two = pretraining.build_model(config, data.transform, steps_per_epoch=10)
+    two.set_weights(initial)
+    logs_one, weights_one = _one_step(one, batch)
+    logs_two, weights_two = _one_step(two, batch)
+    np.testing.assert_allclose(logs_two["loss"], logs_one["loss"], rtol=1e-6)
+    assert logs_one["penalty"] > 0
+    for w1, w2, w0 in zip(weights_one, weights_two, initial):
+        np.testing.assert_allclose(w2, w1, rtol=1e-9,
+                                   atol=1e-9 * max(np.abs(w0).max(), np.abs(w1).max()))
