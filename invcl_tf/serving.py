@@ -80,7 +80,8 @@ def export(encoder, head, transform, input_shape, config_json, path):
     """Writes the inference SavedModel to ``path``.
 
     Endpoints (``serving_default`` is ``encode``):
-      encode(images [B,32,32,3] in [0, 1]) -> h, the representation (normalisation inside);
+      encode(images [B,S,S,3] in [0, 1], S = transform.image_size) -> h, the representation
+        (normalisation inside);
       encode_averaged(inputs, num_samples, seed) -> mean of h over random training views
         (Spirograph: inputs are target vectors [B, 4]; CIFAR: images in [0, 1]);
       project(h) -> the contrastive projection; encode_training(images) -> h with batch norm
