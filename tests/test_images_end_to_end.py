@@ -140,3 +140,27 @@ def test_a_workers_share_reads_only_its_files_and_matches_the_whole_batch(tmp_pa
     for full, mine in zip(whole, share):
         for key in full:
             np.testing.assert_array_equal(mine[key].numpy(), full[key].numpy()[:8], err_msg=key)
+
+
+def test_a_larger_resolution_takes_the_imagenet_stem_and_exports_at_its_size(tmp_path):
+    from invcl_tf import serving
+    from invcl_tf.data import sources
+
+    folder = spirograph_folder(tmp_path / "images", size=100)
+    config = _config(folder, dataset__image_size=96, train__epochs=1)
+    model = pretraining.train(config, str(tmp_path / "run"), verbose=0)
+    assert model.encoder.input_shape == (None, 96, 96, 3)
+    assert "stem_pool" in [layer.name for layer in model.encoder.layers]  # auto: > 64 px
+    data = sources.load(config)
+    transform, shape = sources.transform_for(config)
+    assert shape == (96, 96, 3) and transform.image_size == 96
+    first = next(iter(data.train_x.batches(4)))
+    assert first.shape == (4, 96, 96, 3) and first.dtype == tf.uint8
+    path = serving.export(model.encoder, model.head, transform, shape, "{}",
+                          str(tmp_path / "export"))
+    loaded = tf.saved_model.load(path)
+    images = np.random.default_rng(1).uniform(size=(2, 96, 96, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded.encode(images),
+                               model.encoder(transform.normalize_images(images)), rtol=1e-4,
+                               atol=1e-5)
+    assert loaded.encode_averaged(tf.cast(first, tf.float32) / 255.0, 2, 0).shape[0] == 4
