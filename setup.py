@@ -32,6 +32,7 @@ setup(
             "invcl-train=invcl_tf.train:run",
             "invcl-evaluate=invcl_tf.evaluate:run",
             "invcl-export=invcl_tf.export:run",
+            "invcl-report=invcl_tf.report:run",
             "invcl-tune=tuning.search:run",
         ],
     },

@@ -22,7 +22,8 @@ class ConfigError(errors.UserError, ValueError):
 
 
 #: Fields a resumed run may change: they do not change what training computes.
-RESUMABLE_CHANGES = ("eval.", "distribute", "train.jit_compile", "dataset.data_dir")
+RESUMABLE_CHANGES = ("eval.", "distribute", "train.jit_compile", "dataset.data_dir",
+                     "report.")
 #: Fields ``invcl-evaluate`` may override on a trained run's config.
 EVALUATION_OVERRIDES = ("eval.", "dataset.data_dir")
 PROBE_TARGETS = ("fresh", "pretraining")
@@ -98,6 +99,12 @@ def base_config():
     config.eval.every_epochs = 10
     config.eval.monitor_size = 5000  # inputs per split for the quick in-training probe
     config.eval.robustness_values = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+    # invcl-report: the seeds x λ study (weights None: 0, this config's gp.weight and 0.1).
+    config.report = ml_collections.ConfigDict()
+    config.report.seeds = (0, 1, 2)
+    config.report.weights = config_dict.placeholder(tuple)
+    config.report.robustness = True  # run the test-time nuisance sweeps of every run
     return config
 
 
@@ -201,6 +208,9 @@ def validate(config):
     _require(config.eval.variance_copies >= 2, "eval.variance_copies", "must be at least 2")
     _require(config.eval.every_epochs >= 0, "eval.every_epochs", "must be >= 0 (0: never)")
     _require(config.eval.batch_size >= 1, "eval.batch_size", "must be at least 1")
+    _require(len(config.report.seeds) >= 1, "report.seeds", "must name at least one seed")
+    _require(config.report.weights is None or all(w >= 0 for w in config.report.weights),
+             "report.weights", "must be λ values >= 0, e.g. 0,0.01")
     _require(config.eval.get("probe_targets", "fresh") in PROBE_TARGETS, "eval.probe_targets",
              f"must be one of {', '.join(PROBE_TARGETS)}")
 

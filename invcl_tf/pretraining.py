@@ -1,5 +1,6 @@
 """Pretraining: builds the model from a config and runs ``fit`` with resumable checkpoints."""
 
+import json
 import math
 import os
 import shutil
@@ -126,20 +127,33 @@ class StopOnNonFinite(keras.callbacks.Callback):
 class ProbeMonitor(keras.callbacks.Callback):
     """Every ``every`` epochs adds a quick probe MSE and conditional variance to the logs.
 
-    Placed before the TensorBoard callback, its values reach TensorBoard and the progress bar.
+    Placed before the TensorBoard callback, its values reach TensorBoard and the progress bar;
+    with ``path`` they are also appended to a JSON record (``{"epoch": [...], name: [...]}``)
+    that survives a resumed run.
     """
 
-    def __init__(self, data, config):
+    def __init__(self, data, config, path=None):
         super().__init__()
         self.data = data
         self.config = config
+        self.path = path
 
     def on_epoch_end(self, epoch, logs=None):
         every = self.config.eval.every_epochs
         if logs is None or not every or (epoch + 1) % every:
             return
-        found = eval_protocol.quick_probe(self.model.encoder, self.data, self.config)
-        logs.update({f"monitor_{name}": value for name, value in found.items()})
+        found = {f"monitor_{name}": value
+                 for name, value in eval_protocol.quick_probe(self.model.encoder, self.data,
+                                                              self.config).items()}
+        logs.update(found)
+        if self.path:
+            record = workdir_lib.read_json(self.path) or {"epoch": []}
+            if epoch + 1 in record["epoch"]:  # re-run after a resume: keep one entry
+                return
+            record["epoch"].append(epoch + 1)
+            for name, value in found.items():
+                record.setdefault(name, []).append(float(value))
+            workdir_lib.atomic_write_text(self.path, json.dumps(record, indent=1))
 
 
 def fit(model, config, train_x, transform, start_epoch=0, epochs=None, callbacks=(),
@@ -206,7 +220,9 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     if start_epoch < config.train.epochs:
         callbacks = [checkpointer, *extra_callbacks]
         if chief:
-            callbacks += [ProbeMonitor(data, config), keras.callbacks.TensorBoard(
+            callbacks += [ProbeMonitor(data, config,
+                                       os.path.join(workdir, workdir_lib.MONITOR_FILE)),
+                          keras.callbacks.TensorBoard(
                 os.path.join(workdir, workdir_lib.TENSORBOARD_DIR))]
         fit(model, config, data.train_x, data.transform, start_epoch, callbacks=callbacks,
             verbose=verbose, checkpoint_dir=ckpt_dir, start_step=start_step)

@@ -449,11 +449,11 @@ def _score_tables(report):
 
 
 _VARIANCE_SENTENCE = (
-    "The conditional variance is the spread of the normalised representation ĥ over 10 "
-    "transformations of the same input, what the penalty targets; the total variance is its "
-    "spread over all test inputs and transformations together, which is what the authors' "
-    "script measured and published as \"conditional variance\" (SPEC §5), so only the total "
-    "variance compares with the paper's numbers.")
+    "The conditional variance is the spread of the normalised representation ĥ over "
+    "eval.variance_copies transformations of the same input, what the penalty targets; the "
+    "total variance is its spread over all test inputs and transformations together, which "
+    "is what the authors' script measured and published as \"conditional variance\" (SPEC "
+    "§5), so only the total variance compares with the paper's numbers.")
 
 
 def _invariance_table(report):

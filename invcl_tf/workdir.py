@@ -14,6 +14,7 @@ HEAD_FILE = "head.keras"
 EXPORT_DIR = "export"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
+MONITOR_FILE = "monitor.json"
 
 
 class WorkdirError(errors.UserError, RuntimeError):
@@ -26,6 +27,14 @@ def atomic_write_text(path, text):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def read_json(path):
+    """The JSON object in ``path``, or None if there is no such file."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def save_model(model, path):

@@ -1,0 +1,117 @@
+"""Runs a study: every (seed, λ) of ``config.report`` trained and evaluated as ``invcl-train``
+would, each in its own workdir under ``OUTPUT/runs/``, then the report of ``invcl_tf.study``.
+
+Started again on the same output it skips finished runs, resumes an interrupted one from its
+checkpoint, and does not retry a run that diverged (its ``status.json`` says so).
+"""
+
+import copy
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from invcl_tf import eval_protocol, pretraining, results_io, study, workdir
+from invcl_tf.data import sources
+
+RUNS_DIR = "runs"
+STATUS_FILE = "status.json"
+_PAPER = {"spirograph": study.PAPER_SPIROGRAPH, "cifar10": study.PAPER_CIFAR10,
+          "cifar100": study.PAPER_CIFAR100}
+
+
+def study_weights(config):
+    """λ of the study: ``report.weights``, or 0, the config's λ and 0.1 (the collapse)."""
+    weights = config.report.weights
+    if weights is None:
+        weights = (0.0, config.gp.weight, 0.1)
+    return tuple(sorted({float(w) for w in weights}))
+
+
+def run_config(config, seed, weight):
+    """The config of one run of the study."""
+    run = copy.deepcopy(config)
+    run.seed = int(seed)
+    run.gp.weight = float(weight)
+    return run
+
+
+def run_dir(output, seed, weight):
+    """``OUTPUT/runs/seed{S}_gp{λ}``."""
+    return os.path.join(output, RUNS_DIR, f"seed{seed}_gp{study.weight_key(weight)}")
+
+
+def _machine():
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores, {platform.system()}"
+
+
+def _commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=here, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _train_and_evaluate(config, directory):
+    """One run as ``invcl-train`` does it; returns its status record."""
+    try:
+        model = pretraining.train(config, directory, verbose=2)
+    except pretraining.NonFiniteLossError as err:
+        return {"status": "diverged", "reason": str(err)}
+    data = sources.load(config)
+    results = eval_protocol.evaluate(model.encoder, data, config)
+    if config.report.robustness and data.task != "unlabelled":
+        sweeps = sources.robustness_sweeps(data, config.eval.robustness_values)
+        results_io.write_robustness(eval_protocol.robustness(model.encoder, data, config,
+                                                             sweeps), directory)
+    results_io.write_results(results, directory)
+    return {"status": "done"}
+
+
+def _record(directory, seed, weight):
+    status = workdir.read_json(os.path.join(directory, STATUS_FILE)) or {"status": "failed"}
+    return {"seed": seed, "weight": weight, "status": status["status"],
+            "reason": status.get("reason", ""),
+            "results": workdir.read_json(os.path.join(directory, results_io.RESULTS_FILE)),
+            "monitor": workdir.read_json(os.path.join(directory, workdir.MONITOR_FILE)),
+            "robustness": workdir.read_json(os.path.join(directory,
+                                                         results_io.ROBUSTNESS_FILE))}
+
+
+def run_study(config, output, log=print):
+    """Trains and evaluates every run of the study that is not finished, then writes the
+    report into ``output``; returns the paths written. A run that diverges is recorded as
+    such and the study goes on."""
+    sources.load(config)  # missing data fails here, before any run starts
+    cells = [(s, w) for w in study_weights(config) for s in config.report.seeds]
+    start = time.time()
+    records = []
+    for i, (seed, weight) in enumerate(cells, 1):
+        directory = run_dir(output, seed, weight)
+        status_path = os.path.join(directory, STATUS_FILE)
+        done = workdir.read_json(status_path)
+        minutes = (time.time() - start) / 60
+        if done:
+            log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}): {done['status']} "
+                f"already, skipped ({minutes:.1f} min so far)")
+        else:
+            log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}) starting "
+                f"({minutes:.1f} min so far)")
+            status = _train_and_evaluate(run_config(config, seed, weight), directory)
+            os.makedirs(directory, exist_ok=True)  # a run may fail before it made its workdir
+            workdir.atomic_write_text(status_path, json.dumps(status))
+        records.append(_record(directory, seed, weight))
+    report = study.aggregate(records, _PAPER.get(config.dataset.name))
+    meta = {"command": " ".join(sys.argv), "commit": _commit(), "machine": _machine(),
+            "wall_time_s": round(time.time() - start, 1),
+            "config_name": config.dataset.name}
+    return study.write_report(report, output, meta)

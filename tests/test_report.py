@@ -1,0 +1,85 @@
+"""invcl-report: a tiny seeds x λ study end to end, resumed without retraining (slow)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from invcl_tf import experiments, pretraining, study
+from tests.repo_configs import REPO, config_path, spirograph_cpu
+
+pytestmark = pytest.mark.slow
+
+TINY = config_path("spirograph_cpu") + ":tiny"
+
+
+def _report(output, *flags):
+    return subprocess.run(
+        [sys.executable, "-m", "invcl_tf.report", f"--config={TINY}", f"--output={output}",
+         "--config.report.seeds=0,1", "--config.report.weights=0,0.01", *flags],
+        capture_output=True, text=True, cwd=REPO, timeout=1200,
+        env=dict(os.environ, PYTHONPATH=REPO))
+
+
+def test_a_tiny_study_writes_every_output_and_resumes_without_retraining(tmp_path):
+    proc = _report(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "run 4/4 (seed 1, λ = 0.01) starting" in proc.stdout
+    report = json.load(open(tmp_path / study.REPORT_FILE))
+    assert report["weights"] == ["0.0", "0.01"] and report["seeds"] == [0, 1]
+    assert report["per_weight"]["0.01"]["metrics"]["mse"]["1"]["n"] == 2
+    assert "mse/1" in report["paired_differences"]["0.01"]
+    for name in (study.README_FILE, study.MSE_PLOT, study.MONITOR_PLOT, study.ROBUSTNESS_PLOT):
+        assert os.path.getsize(tmp_path / name) > 500, name
+    readme = open(tmp_path / study.README_FILE).read()
+    assert study.PAPER_SPIROGRAPH["label"] in readme
+    run = experiments.run_dir(str(tmp_path), 1, 0.01)
+    assert os.path.exists(os.path.join(run, "results.json"))
+    assert os.path.exists(os.path.join(run, "robustness.json"))
+    stamps = {name: os.path.getmtime(os.path.join(run, "checkpoints", name))
+              for name in os.listdir(os.path.join(run, "checkpoints"))}
+
+    proc = _report(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("already, skipped") == 4
+    assert stamps == {name: os.path.getmtime(os.path.join(run, "checkpoints", name))
+                      for name in os.listdir(os.path.join(run, "checkpoints"))}
+
+
+def test_a_diverged_run_is_a_result_and_the_study_goes_on(tmp_path, monkeypatch):
+    config = spirograph_cpu.get_config("tiny")
+    config.report.seeds = (0,)
+    config.report.weights = (0.0, 0.1)
+    config.report.robustness = False
+    config.eval.every_epochs = 0
+    real = pretraining.train
+
+    def train(run_config, directory, verbose=1):
+        if run_config.gp.weight == 0.1:  # as λ = 0.1 might on Spirograph at some budget
+            raise pretraining.NonFiniteLossError("the loss became non-finite at step 3")
+        return real(run_config, directory, verbose=0)
+
+    monkeypatch.setattr(pretraining, "train", train)
+    lines = []
+    experiments.run_study(config, str(tmp_path), log=lines.append)
+    report = json.load(open(tmp_path / study.REPORT_FILE))
+    excluded = {(r["seed"], r["status"]) for r in report["excluded"]}
+    assert excluded == {(0, "diverged")}
+    assert report["per_weight"]["0.0"]["metrics"]["mse"]["1"]["n"] == 1
+    # Not retried when the study is started again.
+    experiments.run_study(config, str(tmp_path), log=lines.append)
+    assert lines[-1].startswith("run 2/2 (seed 0, λ = 0.1): diverged already, skipped")
+
+
+def test_missing_data_fails_before_any_run(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "invcl_tf.report", f"--config={config_path('cifar10')}:tiny",
+         f"--output={tmp_path / 'study'}", f"--config.dataset.data_dir={tmp_path / 'tfds'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("invcl-report")]
+    assert len(lines) == 1 and "--config.dataset.data_dir" in lines[0] and "tfds build" in lines[0]
+    assert not (tmp_path / "study").exists()
