@@ -15,7 +15,9 @@ from tests.test_cli import _error_lines, _run
 
 def test_missing_data_names_the_data_dir_and_tfds_build(tmp_path):
     with pytest.raises(sources.DataError, match=r"--config.dataset.data_dir.*tfds build cifar10"):
-        sources.cifar_arrays("cifar10", str(tmp_path / "tfds"), 10, 10)
+        config = cifar10.get_config("tiny")
+        config.dataset.data_dir = str(tmp_path / "tfds")
+        sources.cifar_source(config)
     assert not os.listdir(tmp_path)
 
 
@@ -41,8 +43,10 @@ def test_load_reads_images_labels_and_builds_the_transforms():
     config = cifar100.get_config("tiny")
     with tfds.testing.mock_data(num_examples=80):
         data = sources.load(config)
-    assert data.train_x.shape == (64, 32, 32, 3) and data.train_x.dtype == np.uint8
-    assert data.test_x.shape == (32, 32, 32, 3) and data.test_y.dtype == np.int64
+        first = next(iter(data.train_x.batches(64)))  # streamed, read in TFDS's order
+    assert len(data.train_x) == 64 and len(data.test_x) == 32
+    assert first.shape == (64, 32, 32, 3) and first.dtype == tf.uint8
+    assert data.test_y.shape == (32,) and data.test_y.dtype == np.int64
     assert len(data.label_names) == 100 and data.task == "classification"
     np.testing.assert_allclose(data.transform.mean, (0.5071, 0.4865, 0.4409))
     untransformed = data.eval_transforms["untransformed"]
@@ -52,20 +56,22 @@ def test_load_reads_images_labels_and_builds_the_transforms():
 
 def test_train_and_evaluate_on_mock_data(tmp_path):
     config = cifar10.get_config("tiny")
-    with tfds.testing.mock_data(num_examples=80):
+    with tfds.testing.mock_data(num_examples=80):  # streamed data is read inside the mock
         model = pretraining.train(config, str(tmp_path), verbose=0)
         data = sources.load(config)
+        results = eval_protocol.evaluate(model.encoder, data, config)
+        found = eval_protocol.robustness(
+            model.encoder, data, config,
+            sources.robustness_sweeps(data, config.eval.robustness_values))
+        images = next(iter(data.test_x.batches(4))).numpy().astype("float32") / 255.0
     assert np.isfinite(model.history.history["loss"]).all()
     assert "monitor_probe_accuracy" in model.history.history
-    results = eval_protocol.evaluate(model.encoder, data, config)
     assert set(results["accuracy"]) == {"1", "2"}
     assert 0.0 <= results["accuracy"]["2"] <= 1.0 and results["cross_entropy"]["1"] > 0
     assert set(results["untransformed"]["accuracy"]) == {"1"}
     assert set(results["color_only"]["accuracy"]) == {"1", "2"}
     assert results["nuisance_mse_baseline"] == pytest.approx(0.0408, abs=1e-4)
     assert results["penalty_estimate"] > 0 and results["conditional_variance"] >= 0
-    found = eval_protocol.robustness(model.encoder, data, config,
-                                  sources.robustness_sweeps(data, config.eval.robustness_values))
     assert [p["value"] for p in found["color_strength"]] == [0.0, 1.0]
     assert all(0.0 <= p["accuracy"] <= 1.0 for p in found["color_strength"])
 
@@ -73,7 +79,6 @@ def test_train_and_evaluate_on_mock_data(tmp_path):
     path = serving.export(model.encoder, model.head, data.transform, (32, 32, 3),
                           configuration.to_json(config), str(tmp_path / "export"))
     module = tf.saved_model.load(path)
-    images = data.test_x[:4].astype("float32") / 255.0
     np.testing.assert_allclose(module.encode(images),
                                model.encoder(data.transform.normalize_images(images)),
                                rtol=1e-5, atol=1e-5)

@@ -468,12 +468,12 @@ def test_probe_split_sizes_and_which_targets_fit_the_probe(evaluated):
         test_x = data.test_x[:n_test]
         if mode == "fresh":
             right = sources.spirograph_probe_targets(config.seed, n_probe)
-            wrong = data.train_x[:n_probe]
+            wrong = np.asarray(data.train_x)[:n_probe]
             # No fresh probe target is a pretraining target.
-            assert not (right[:, None, :] == data.train_x[None, :, :]).all(-1).any()
+            assert not (right[:, None, :] == np.asarray(data.train_x)[None, :, :]).all(-1).any()
         else:
             assert data.probe_x is None
-            right = data.train_x[:n_probe]
+            right = np.asarray(data.train_x)[:n_probe]
             wrong = sources.spirograph_probe_targets(config.seed, n_probe)
         mse = {}
         for name, probe_x in (("right", right), ("wrong", wrong)):

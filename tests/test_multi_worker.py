@@ -58,7 +58,8 @@ def test_two_workers_train_and_write_one_set_of_outputs(tmp_path):
     assert "Linear probe" not in worker_out
     names = sorted(os.listdir(workdir))
     assert names == ["checkpoints", "config.json", "encoder.keras", "export",
-                     "feature_averaging.png", "head.keras", "results.json", "tensorboard"]
+                     "feature_averaging.png", "head.keras", "monitor.json", "results.json",
+                     "tensorboard"]
     checkpoints = sorted(os.listdir(workdir / "checkpoints"))
     # Numbered by global step: 8 steps an epoch.
     assert checkpoints == ["checkpoint", "ckpt-16.data-00000-of-00001", "ckpt-16.index",

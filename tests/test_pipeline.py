@@ -101,3 +101,23 @@ def test_a_workers_share_of_rows_is_drawn_exactly_as_in_the_whole_batch():
         for key in full:
             np.testing.assert_array_equal(np.concatenate([first[key], second[key]]), full[key],
                                           err_msg=key)
+
+
+def test_spirograph_targets_are_drawn_in_the_graph_not_stored_in_it():
+    # The same batches as from the targets held as an array, from a graph that does not grow
+    # with the number of targets (an array would be embedded as a constant).
+    def graph_size(inputs):
+        ds = pipeline.train_dataset(inputs, spirograph.SpirographTransform(), 32, 2, 3, 0, 1)
+        return len(ds._as_serialized_graph().numpy()), ds
+
+    small, ds = graph_size(sources.GeneratedTargets(3, 1_000))
+    large, _ = graph_size(sources.GeneratedTargets(3, 100_000))
+    assert large < small + 1_000
+    array, _ = sources.spirograph_targets(3, 1_000, 2)
+    constant, from_array = graph_size(array)
+    assert constant > small + 10_000  # 1,000 x 4 float32 as a constant
+    for a, b in zip(ds, from_array):
+        for key in a:
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    np.testing.assert_array_equal(np.asarray(sources.GeneratedTargets(3, 1_000)[:10]),
+                                  array[:10])

@@ -98,7 +98,7 @@ STATEFUL_OPTIMIZERS = {"adam": lambda: keras.optimizers.Adam(1e-3),
 def _fit(encoder, optimizer):
     """Two ``fit`` steps of ``encoder`` + a Dense(4) head regressing the targets, as in README."""
     images, targets = _images(16)
-    model = keras.Sequential([keras.Input(serving.IMAGE_SHAPE), encoder, keras.layers.Dense(4)])
+    model = keras.Sequential([keras.Input((32, 32, 3)), encoder, keras.layers.Dense(4)])
     model.compile(optimizer=optimizer, loss="mse")
     model.fit(images, targets.numpy(), batch_size=8, epochs=1, shuffle=False, verbose=0)
     return model

@@ -45,6 +45,8 @@ def to_square_rgb(image, size):
                     lambda: image[..., :3])
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
+    if image.shape[0] == size and image.shape[1] == size:  # e.g. CIFAR at 32: as stored
+        return tf.ensure_shape(image, [size, size, 3])
     scale = size / tf.cast(tf.minimum(height, width), tf.float64)
     # max() keeps the shorter side exactly `size` whatever the rounding of the longer one.
     new_h = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float64) * scale), tf.int32))
@@ -146,7 +148,12 @@ class _FolderSplit(ImageSplit):
 
 
 class _TfdsSplit(ImageSplit):
-    """A TFDS split read in its stored order; epochs stream it through a seeded buffer."""
+    """A TFDS split read in its stored order; epochs stream it through a seeded buffer.
+
+    The buffer holds the images still encoded (a CIFAR image is ~2.5 kB as PNG, 3 kB decoded,
+    an STL-10 one 27 kB decoded): they are decoded after the shuffle, in parallel, so a buffer
+    as large as the split fills in a fraction of the time decoding would take.
+    """
 
     def __init__(self, builder, split, image_key, limit, decode_size, shuffle_buffer,
                  num_examples, labels):
@@ -156,18 +163,27 @@ class _TfdsSplit(ImageSplit):
         self._builder, self._split, self._image_key = builder, split, image_key
         self._limit, self._buffer = limit, shuffle_buffer
 
-    def ordered(self):
+    def _encoded(self):
         import tensorflow_datasets as tfds
 
-        # Only the image is decoded: other features (masks, second images) would cost time.
-        only_image = tfds.decode.PartialDecoding({self._image_key: True})
+        # Only the image is read, and left encoded: other features (masks, second images)
+        # would cost time, and decoding waits until after the shuffle.
+        key = self._image_key
+        only_image = tfds.decode.PartialDecoding({key: True}, decoders={
+            key: tfds.decode.SkipDecoding()})
         ds = self._builder.as_dataset(split=self._split, shuffle_files=False,
                                       decoders=only_image)
         if self._limit is not None:
             ds = ds.take(self._limit)
-        key, size = self._image_key, self.decode_size
-        return ds.map(lambda ex: to_square_rgb(ex[key], size),
-                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.map(lambda ex: ex[key])
+
+    def _decoded(self, encoded):
+        feature = self._builder.info.features[self._image_key]
+        return encoded.map(lambda b: to_square_rgb(feature.decode_example(b), self.decode_size),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def ordered(self):
+        return self._decoded(self._encoded())
 
     def epoch(self, epoch_seed):
         seed = tf.convert_to_tensor(epoch_seed, tf.int64)
@@ -183,8 +199,8 @@ class _TfdsSplit(ImageSplit):
         graph = tf.compat.v1.get_default_graph()
         outer, graph.seed = graph.seed, None
         try:
-            return self.ordered().shuffle(self._buffer, seed=op_seed,
-                                          reshuffle_each_iteration=False)
+            return self._decoded(self._encoded().shuffle(self._buffer, seed=op_seed,
+                                                         reshuffle_each_iteration=False))
         finally:
             graph.seed = outer
 

@@ -80,9 +80,11 @@ def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, e
     identical whenever they are drawn.
 
     Args:
-      inputs: all training inputs: ``[N, ...]`` held in memory (a tensor or array), or a
-        streamed image split (``invcl_tf.data.sources.StreamedImages``) read file by file in
-        each epoch's shuffled order.
+      inputs: all training inputs: ``[N, ...]`` held in memory (a tensor or array, which
+        becomes a constant of the graph: for small data), inputs drawn from a seed inside the
+        graph (``invcl_tf.data.sources.GeneratedTargets``, Spirograph), or a streamed image
+        split (``invcl_tf.data.sources.StreamedImages``: a folder, TFDS, CIFAR) read in each
+        epoch's shuffled order.
       transform: a ``DifferentiableTransform``.
       batch_size: the global batch size.
       num_extra: extra α′ per example for the penalty (0: none drawn).
@@ -93,9 +95,10 @@ def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, e
         batch, read, decoded and augmented exactly as in the whole batch (a worker's share).
     """
     streamed = hasattr(inputs, "split")
-    if not streamed:
+    generated = hasattr(inputs, "in_graph")  # drawn from a seed inside the graph, per epoch
+    if not (streamed or generated):
         inputs = tf.convert_to_tensor(inputs)
-    n = len(inputs) if streamed else int(inputs.shape[0])
+    n = len(inputs) if streamed or generated else int(inputs.shape[0])
     spe = steps_per_epoch(n, batch_size)
     base = fold(seed, STREAM_TRAIN)
 
@@ -112,8 +115,10 @@ def train_dataset(inputs, transform, batch_size, num_extra, seed, start_epoch, e
             order = tf.reshape(order[:spe * batch_size], [spe, batch_size])
             batches = tf.data.Dataset.from_tensor_slices(order[:, start:start + count])
 
+        table = inputs.in_graph() if generated else inputs
+
         def make(step, batch):
-            x = batch if streamed else tf.gather(inputs, batch)
+            x = batch if streamed else tf.gather(table, batch)
             return draw_views(transform, x, fold(epoch_seed, step), num_extra,
                               None if rows is None else (start, batch_size))
 

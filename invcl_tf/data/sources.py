@@ -55,38 +55,64 @@ def spirograph_targets(seed, train_size, test_size):
     return train, test
 
 
+class GeneratedTargets:
+    """Spirograph's training targets as the function of the seed they are: drawn again inside
+    the training graph (``in_graph``), so they never become a constant of it, and as a NumPy
+    array where the evaluation reads them. ``[:n]`` keeps the first ``n``."""
+
+    def __init__(self, seed, size, limit=None):
+        self.seed = seed
+        self.size = int(size)
+        self.limit = self.size if limit is None else min(int(limit), self.size)
+        self._array = None
+
+    def __len__(self):
+        return self.limit
+
+    def in_graph(self):
+        """The targets as ops of the graph being built (a stateless draw, cheap to repeat)."""
+        base = pipeline.fold(self.seed, pipeline.STREAM_DATA)
+        return spirograph.sample_targets(pipeline.fold(base, _SPLIT_TRAIN),
+                                         self.size)[:self.limit]
+
+    def __array__(self, dtype=None, copy=None):
+        if self._array is None:
+            self._array = self.in_graph().numpy()
+        return self._array if dtype is None else self._array.astype(dtype)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1):
+            return GeneratedTargets(self.seed, self.size,
+                                    self.limit if index.stop is None else index.stop)
+        return np.asarray(self)[index]
+
+
 def spirograph_probe_targets(seed, size):
     """Probe-train target vectors from their own stream, independent of the pretraining ones."""
     base = pipeline.fold(seed, pipeline.STREAM_DATA)
     return spirograph.sample_targets(pipeline.fold(base, _SPLIT_PROBE), size).numpy()
 
 
-def _arrays(ds, limit):
-    # Batched reads rather than batch_size=-1: TFDS's mock data crashes on whole-split batches.
-    parts = list(ds.take(limit).batch(10_000).as_numpy_iterator())
-    return (np.concatenate([x for x, _ in parts]),
-            np.concatenate([y for _, y in parts]).astype(np.int64))
+def cifar_source(config):
+    """CIFAR's TFDS splits as streamed image splits ``(train, test, class_names)``.
 
-
-def cifar_arrays(name, data_dir, train_size, test_size):
-    """``(train_images, train_labels, test_images, test_labels, class_names)`` from TFDS.
-
-    Reads at most ``train_size``/``test_size`` examples of each split, as uint8 images and int64
-    labels. Never downloads: without the prepared data it raises a ``DataError`` naming the fix.
+    Read in TFDS's order, at most ``dataset.train_size``/``test_size`` examples, never held
+    whole; each epoch's order comes from a shuffle buffer as large as the training split, so
+    it is a uniform permutation. Never downloads: without the prepared data it raises a
+    ``DataError`` naming the fix.
     """
-    import tensorflow_datasets as tfds  # deferred: Spirograph runs need no TFDS import
+    import ml_collections
 
-    try:
-        (train, test), info = tfds.load(name, split=["train", "test"], data_dir=data_dir,
-                                        download=False, as_supervised=True, with_info=True)
-    except (AssertionError, tfds.core.registered.DatasetNotFoundError) as err:
-        where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
-        raise DataError(
-            f"--config.dataset.data_dir: no prepared {name} in {where}. On a machine with "
-            f"internet run `tfds build {name} --data_dir=DIR`, copy DIR here and pass "
-            f"--config.dataset.data_dir=DIR") from err
-    return (*_arrays(train, train_size), *_arrays(test, test_size),
-            tuple(info.features["label"].names))
+    from invcl_tf.data import image_sources  # deferred: Spirograph runs need no TFDS import
+
+    dataset = config.dataset
+    view = ml_collections.ConfigDict({"dataset": {
+        "name": f"tfds:{dataset.name}", "data_dir": dataset.data_dir, "image_key": "image",
+        "label_key": "label", "train_split": "train", "test_split": "test",
+        "train_size": dataset.train_size, "test_size": dataset.test_size,
+        "decode_size": images.IMAGE_SIZE, "image_size": images.IMAGE_SIZE,
+        "shuffle_buffer": dataset.train_size}})
+    return image_sources.load_image_source(view)
 
 
 def is_image_source(name):
@@ -177,18 +203,17 @@ def load(config):
         return _load_images(config)
     transform, _ = transform_for(config)
     if name == "spirograph":
-        train, test = spirograph_targets(config.seed, config.dataset.train_size,
-                                         config.dataset.test_size)
+        _, test = spirograph_targets(config.seed, 2, config.dataset.test_size)
+        train = GeneratedTargets(config.seed, config.dataset.train_size)
         probe = None
         if config.eval.probe_targets == "fresh":  # sized as the probe's share of train_size
             probe = spirograph_probe_targets(
                 config.seed, max(2, int(config.dataset.train_size * config.eval.probe_fraction)))
         return DataBundle(train, train, test, test, transform, "regression",
                           spirograph.TARGET_NAMES, probe_x=probe, probe_y=probe)
-    train_x, train_y, test_x, test_y, classes = cifar_arrays(
-        name, config.dataset.data_dir, config.dataset.train_size, config.dataset.test_size)
-    return DataBundle(train_x, train_y, test_x, test_y, transform, "classification", classes,
-                      _eval_variants(transform))
+    train, test, classes = cifar_source(config)
+    return DataBundle(StreamedImages(train), train.labels, StreamedImages(test), test.labels,
+                      transform, "classification", classes, _eval_variants(transform))
 
 
 _BACKGROUND = ("rback", "gback", "bback")
