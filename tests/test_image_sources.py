@@ -366,3 +366,22 @@ def test_tfds_missing_data_names_data_dir_and_tfds_build(tmp_path):
     message = _error(_config(name="tfds:stl10", data_dir=str(tmp_path / "tfds")))
     assert "--config.dataset.data_dir" in message and "tfds build stl10" in message
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["folder", "tfds"])
+def test_epoch_rows_are_the_rows_of_the_whole_batches(kind, tmp_path, request):
+    if kind == "tfds":
+        split, _, _ = image_sources.load_image_source(
+            request.getfixturevalue("stl10")(train_size=20, shuffle_buffer=20))
+    else:
+        for where in ("train", "test"):
+            for i in range(20):
+                _save(str(tmp_path / where / f"{i:02d}.png"), _coded(i))
+        split, _, _ = image_sources.load_image_source(_config(name="folder",
+                                                              path=str(tmp_path)))
+    seed = fold(11, 0)
+    whole = [b.numpy() for b in split.epoch(seed).batch(8, drop_remainder=True)]
+    share = [b.numpy() for b in split.epoch_rows(seed, 8, (2, 4))]
+    assert len(share) == len(whole) == split.num_examples // 8
+    for full, mine in zip(whole, share):
+        np.testing.assert_array_equal(mine, full[2:6])

@@ -192,15 +192,28 @@ class _TfdsSplit(ImageSplit):
         # Built inside a function graph so _shuffled can clear that graph's seed.
         return tf.data.Dataset.from_tensors(op_seed).flat_map(self._shuffled)
 
+    def epoch_rows(self, epoch_seed, batch_size, rows):
+        """As ``ImageSplit.epoch_rows``: every record is read (a stream has no random access),
+        but only the share's images are decoded."""
+        start, count = rows
+        seed = tf.convert_to_tensor(epoch_seed, tf.int64)
+        op_seed = tf.random.stateless_uniform([], seed, minval=None, maxval=None,
+                                              dtype=tf.int64)
+        share = tf.data.Dataset.from_tensors(op_seed).flat_map(
+            lambda s: self._shuffled(s, decode=False)).batch(
+                batch_size, drop_remainder=True).map(lambda x: x[start:start + count])
+        return self._decoded(share.unbatch()).batch(count, drop_remainder=True)
+
     @tf.autograph.experimental.do_not_convert  # plain graph code; TFDS's readers defeat it
-    def _shuffled(self, op_seed):
+    def _shuffled(self, op_seed, decode=True):
         # Dataset.shuffle pairs its seed with the graph-level seed (tf.random.set_seed), which
         # would tie the order to process state; cleared, the pair is (TF's default, op_seed).
         graph = tf.compat.v1.get_default_graph()
         outer, graph.seed = graph.seed, None
         try:
-            return self._decoded(self._encoded().shuffle(self._buffer, seed=op_seed,
-                                                         reshuffle_each_iteration=False))
+            encoded = self._encoded().shuffle(self._buffer, seed=op_seed,
+                                              reshuffle_each_iteration=False)
+            return self._decoded(encoded) if decode else encoded
         finally:
             graph.seed = outer
 
