@@ -37,3 +37,18 @@ def test_cifar_sweep_always_jitters_at_each_strength_without_crop_or_gray():
     for t in (zero, strong):
         assert t.p_jitter == 1.0 and t.p_gray == 0.0 and not t.crop and not t.flip
     np.testing.assert_allclose(strong.sample_aux([0, 1], 64).numpy()[:, 0], 1.0)
+
+
+def test_prefixes_of_prefixes_keep_the_shorter_length():
+    # Evaluation slices batches out of a probe split that is itself a prefix.
+    targets = sources.GeneratedTargets(0, 256)[:102]
+    assert len(targets[0:128]) == 102 and len(targets[:50]) == 50
+    np.testing.assert_array_equal(np.asarray(targets[0:128]), np.asarray(targets))
+    np.testing.assert_array_equal(targets[100:],
+                                  np.asarray(sources.GeneratedTargets(0, 256))[100:102])
+
+    class Split:
+        num_examples = 256
+
+    images = sources.StreamedImages(Split())[:102]
+    assert len(images[0:128]) == 102 and len(images[:50]) == 50

@@ -82,8 +82,8 @@ class GeneratedTargets:
 
     def __getitem__(self, index):
         if isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1):
-            return GeneratedTargets(self.seed, self.size,
-                                    self.limit if index.stop is None else index.stop)
+            stop = self.limit if index.stop is None else min(index.stop, self.limit)
+            return GeneratedTargets(self.seed, self.size, stop)
         return np.asarray(self)[index]
 
 
@@ -137,7 +137,8 @@ class StreamedImages:
     def __getitem__(self, index):
         if not (isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1)):
             raise TypeError("StreamedImages takes only prefixes, images[:n]")
-        return StreamedImages(self.split, index.stop)
+        return StreamedImages(self.split,
+                              self.limit if index.stop is None else min(index.stop, self.limit))
 
     def batches(self, batch_size):
         """uint8 image batches in the split's fixed order (the last one may be smaller)."""
