@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from etils import epath
 from PIL import Image
 
 from invcl_tf.data import image_sources, sources
@@ -385,3 +386,100 @@ def test_epoch_rows_are_the_rows_of_the_whole_batches(kind, tmp_path, request):
     assert len(share) == len(whole) == split.num_examples // 8
     for full, mine in zip(whole, share):
         np.testing.assert_array_equal(mine, full[2:6])
+
+
+# --------------------------------------------------------------------------------------------
+# TFDS prepared as ArrayRecord (a real dataset written to tmp_path): read by index
+
+
+class CodedImages(tfds.core.GeneratorBasedBuilder):
+    """Solid images whose colour encodes their example number; label = number % 3."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    # TFDS derives this from the module's resources, which needs the importlib_resources
+    # backport for a module outside an installed package; the file itself will do.
+    code_path = epath.Path(__file__)
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(names=["a", "b", "c"])}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(0, 40), "test": self._generate_examples(40, 12)}
+
+    def _generate_examples(self, first, count):
+        for i in range(first, first + count):
+            yield i, {"image": _coded(i, (9, 6)), "label": i % 3}
+
+
+def _prepared(tmp_path, file_format):
+    data_dir = str(tmp_path / "tfds")
+    CodedImages(data_dir=data_dir, file_format=file_format).download_and_prepare()
+    return lambda **dataset: _config(name="tfds:coded_images", data_dir=data_dir,
+                                     **dataset)
+
+
+@pytest.fixture
+def array_record(tmp_path):
+    return _prepared(tmp_path, "array_record")
+
+
+class _CountingSource:
+    """Wraps a data source and records every index read."""
+
+    def __init__(self, source):
+        self.source, self.read = source, []
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        self.read.append(int(index))
+        return self.source[index]
+
+
+@pytest.mark.parametrize("file_format", ["array_record", "tfrecord"])
+def test_prepared_tfds_split_with_its_labels(file_format, tmp_path):
+    """Real files in both formats: ArrayRecord is read by index, TFRecord streamed."""
+    train, test, names = image_sources.load_image_source(
+        _prepared(tmp_path, file_format)(test_size=10, shuffle_buffer=40))
+    indexed = isinstance(train, image_sources._IndexedSplit)
+    assert indexed == (file_format == "array_record")
+    assert names == ("a", "b", "c")
+    assert train.num_examples == 40 and test.num_examples == 10
+    for split, first in ((train, 0), (test, 40)):
+        codes = _codes(_images(split.ordered()))
+        # The stored order is TFDS's (shuffled at writing); labels follow it.
+        np.testing.assert_array_equal(split.labels, np.array(codes) % 3)
+        assert len(set(codes)) == len(codes) and min(codes) >= first
+    assert sorted(_codes(_images(train.ordered()))) == list(range(40))
+    first, second = _epochs(train, 3)
+    assert sorted(_codes(first)) == sorted(_codes(second)) == list(range(40))
+    assert _codes(first) != _codes(second)
+    np.testing.assert_array_equal(_epochs(train, 3), np.stack([first, second]))
+
+
+def test_array_record_share_reads_only_its_records(array_record):
+    split, _, _ = image_sources.load_image_source(array_record())
+    seed = fold(11, 0)
+    whole = [b.numpy() for b in split.epoch(seed).batch(16, drop_remainder=True)]
+    split._source = _CountingSource(split._source)
+    share = [b.numpy() for b in split.epoch_rows(seed, 16, (4, 8))]
+    assert len(share) == len(whole) == 2
+    for full, mine in zip(whole, share):
+        np.testing.assert_array_equal(mine, full[4:12])
+    # The records read are exactly those of the share's rows, each once.
+    order = split._order(seed).numpy()[:32].reshape(2, 16)
+    assert sorted(split._source.read) == sorted(order[:, 4:12].ravel().tolist())
+
+
+def test_array_record_unlabelled_and_missing_files(array_record, tmp_path):
+    train, _, names = image_sources.load_image_source(array_record(label_key=""))
+    assert names is None and train.labels is None and train.num_examples == 40
+    for root, _, files in os.walk(tmp_path / "tfds"):
+        for name in files:
+            if "array_record" in name:
+                os.remove(os.path.join(root, name))
+    message = _error(array_record())
+    assert "--config.dataset.data_dir" in message and "tfds build" in message

@@ -97,7 +97,38 @@ class ImageSplit:
             lambda x: x[start:start + count])
 
 
-class _FolderSplit(ImageSplit):
+class _IndexedSplit(ImageSplit):
+    """A split read by index: an epoch is a seeded permutation of the indices, and a worker's
+    share of each batch reads and decodes only its own examples."""
+
+    def _read(self, index):
+        """uint8 ``[S, S, 3]``: the image at ``index`` (int64 scalar tensor)."""
+        raise NotImplementedError
+
+    def _images(self, indices):
+        return indices.map(self._read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def ordered(self):
+        return self._images(tf.data.Dataset.range(self.num_examples))
+
+    def _order(self, epoch_seed):
+        seed = tf.convert_to_tensor(epoch_seed, tf.int64)
+        return tf.argsort(tf.random.stateless_uniform([self.num_examples], seed))
+
+    def epoch(self, epoch_seed):
+        return self._images(tf.data.Dataset.from_tensor_slices(self._order(epoch_seed)))
+
+    def epoch_rows(self, epoch_seed, batch_size, rows):
+        """As ``ImageSplit.epoch_rows``, reading only the share's examples."""
+        start, count = rows
+        steps = self.num_examples // batch_size
+        order = tf.reshape(self._order(epoch_seed)[:steps * batch_size], [steps, batch_size])
+        mine = tf.reshape(order[:, start:start + count], [-1])
+        return self._images(tf.data.Dataset.from_tensor_slices(mine)).batch(
+            count, drop_remainder=True)
+
+
+class _FolderSplit(_IndexedSplit):
     """Files listed in a manifest (one path a line) and read by index through a lookup table.
 
     The manifest's temporary folder goes when the split is garbage-collected, or at exit.
@@ -124,31 +155,40 @@ class _FolderSplit(ImageSplit):
         path = self._table.lookup(tf.cast(index, tf.int64))
         return decode(tf.io.read_file(path), self.decode_size)
 
-    def _images(self, indices):
-        return indices.map(self._read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def ordered(self):
-        return self._images(tf.data.Dataset.range(self.num_examples))
+class _ArrayRecordSplit(_IndexedSplit):
+    """A TFDS split stored as ArrayRecord (``tfds build --file_format=array_record``): records
+    are read by index through TFDS's data source, parsed and decoded in the graph.
 
-    def _order(self, epoch_seed):
-        seed = tf.convert_to_tensor(epoch_seed, tf.int64)
-        return tf.argsort(tf.random.stateless_uniform([self.num_examples], seed))
+    Random access is what lets a worker of a multi-worker run read only its share; the
+    records' bytes come through ``tf.numpy_function`` (the data source is a Python object),
+    so these datasets live in the process that made them, as every training input does here.
+    """
 
-    def epoch(self, epoch_seed):
-        return self._images(tf.data.Dataset.from_tensor_slices(self._order(epoch_seed)))
+    def __init__(self, source, features, image_key, num_examples, labels, decode_size):
+        import tensorflow_datasets as tfds
 
-    def epoch_rows(self, epoch_seed, batch_size, rows):
-        """As ``ImageSplit.epoch_rows``, reading only the share's files."""
-        start, count = rows
-        steps = self.num_examples // batch_size
-        order = tf.reshape(self._order(epoch_seed)[:steps * batch_size], [steps, batch_size])
-        mine = tf.reshape(order[:, start:start + count], [-1])
-        return self._images(tf.data.Dataset.from_tensor_slices(mine)).batch(
-            count, drop_remainder=True)
+        self.num_examples = num_examples
+        self.labels = labels
+        self.decode_size = decode_size
+        self._source = source
+        self._feature = features[image_key]
+        self._key = image_key
+        self._parser = tfds.features.FeaturesDict({image_key: self._feature})
+        self._skip = {image_key: tfds.decode.SkipDecoding()}
+
+    def _record(self, index):
+        return np.bytes_(self._source[int(index)])
+
+    def _read(self, index):
+        raw = tf.ensure_shape(tf.numpy_function(self._record, [index], tf.string), [])
+        encoded = self._parser.deserialize_example(raw, decoders=self._skip)[self._key]
+        return to_square_rgb(self._feature.decode_example(encoded), self.decode_size)
 
 
-class _TfdsSplit(ImageSplit):
-    """A TFDS split read in its stored order; epochs stream it through a seeded buffer.
+class _TfdsStreamSplit(ImageSplit):
+    """A TFDS split in TFRecord files, read in its stored order; epochs stream it through a
+    seeded buffer.
 
     The buffer holds the images still encoded (a CIFAR image is ~2.5 kB as PNG, 3 kB decoded,
     an STL-10 one 27 kB decoded): they are decoded after the shuffle, in parallel, so a buffer
@@ -193,8 +233,9 @@ class _TfdsSplit(ImageSplit):
         return tf.data.Dataset.from_tensors(op_seed).flat_map(self._shuffled)
 
     def epoch_rows(self, epoch_seed, batch_size, rows):
-        """As ``ImageSplit.epoch_rows``: every record is read (a stream has no random access),
-        but only the share's images are decoded."""
+        """As ``ImageSplit.epoch_rows``: every record is read (TFRecord files have no random
+        access), but only the share's images are decoded. Prepared as ArrayRecord, a dataset
+        is read by index and each worker reads only its share."""
         start, count = rows
         seed = tf.convert_to_tensor(epoch_seed, tf.int64)
         op_seed = tf.random.stateless_uniform([], seed, minval=None, maxval=None,
@@ -454,36 +495,89 @@ def _tfds_source(dataset, decode_size, name):
     if label_key is not None and isinstance(features[label_key], tfds.features.ClassLabel):
         class_names = tuple(features[label_key].names)
 
+    array_record = _array_record_format(builder)
     out = []
     for field, default, size_field in (("train_split", "train", "train_size"),
                                        ("test_split", "test", "test_size")):
         split = dataset.get(field, default)
         _split_info(builder, name, split, field)
         limit = dataset.get(size_field, None)
-        # The pass decodes the label only (or nothing): it reads records, not images.
-        decoders = (tfds.decode.PartialDecoding({label_key: True}) if label_key is not None
-                    else {image_key: tfds.decode.SkipDecoding()})
         try:
-            ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-        except AssertionError as err:
+            if array_record is not None:
+                made = _array_record_split(builder, split, array_record, image_key, label_key,
+                                           limit, decode_size)
+            else:
+                made = _stream_split(builder, split, image_key, label_key, limit, decode_size,
+                                     dataset.get("shuffle_buffer", 10_000))
+        except (AssertionError, FileNotFoundError) as err:  # TFDS's "not generated"
             raise sources.DataError(missing) from err
-        if limit is not None:
-            ds = ds.take(limit)
-        labels = None
-        if label_key is not None:
-            parts = list(ds.map(lambda ex: ex[label_key]).batch(_LABEL_BATCH)
-                         .as_numpy_iterator())
-            labels = (np.concatenate(parts) if parts else np.zeros([0])).astype(np.int64)
-            count = len(labels)
-        else:
-            count = int(ds.cardinality())
-            if count < 0:  # unknown: count the (undecoded) records once
-                count = int(ds.reduce(np.int64(0), lambda n, _: n + 1))
-        if count == 0:
+        if made.num_examples == 0:
             _fail(f"--config.dataset.{field}: split {split!r} of {name} holds no examples")
-        out.append(_TfdsSplit(builder, split, image_key, limit, decode_size,
-                              dataset.get("shuffle_buffer", 10_000), count, labels))
+        out.append(made)
     return out[0], out[1], class_names
+
+
+def _array_record_format(builder):
+    """The ArrayRecord file format if the prepared dataset has it (random access), else None."""
+    import tensorflow_datasets as tfds
+
+    info = builder.info
+    formats = [info.file_format, *(getattr(info, "alternative_file_formats", None) or ())]
+    wanted = tfds.core.FileFormat.ARRAY_RECORD
+    return wanted if wanted in formats else None
+
+
+def _stream_split(builder, split, image_key, label_key, limit, decode_size, shuffle_buffer):
+    import tensorflow_datasets as tfds
+
+    # The pass decodes the label only (or nothing): it reads records, not images.
+    decoders = (tfds.decode.PartialDecoding({label_key: True}) if label_key is not None
+                else {image_key: tfds.decode.SkipDecoding()})
+    ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
+    if limit is not None:
+        ds = ds.take(limit)
+    labels = None
+    if label_key is not None:
+        labels = _collect(ds.map(lambda ex: ex[label_key]))
+        count = len(labels)
+    else:
+        count = int(ds.cardinality())
+        if count < 0:  # unknown: count the (undecoded) records once
+            count = int(ds.reduce(np.int64(0), lambda n, _: n + 1))
+    return _TfdsStreamSplit(builder, split, image_key, limit, decode_size, shuffle_buffer, count,
+                      labels)
+
+
+def _array_record_split(builder, split, file_format, image_key, label_key, limit,
+                        decode_size):
+    import tensorflow_datasets as tfds
+
+    # The data source opens its files lazily: a missing one would fail mid-epoch.
+    for instruction in builder.info.splits[split].file_instructions:
+        if not tf.io.gfile.exists(instruction.filename):
+            raise FileNotFoundError(instruction.filename)
+    source = builder.as_data_source(
+        split, file_format=file_format,
+        deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    count = len(source) if limit is None else min(len(source), int(limit))
+    labels = None
+    if label_key is not None:
+        parser = tfds.features.FeaturesDict({label_key: builder.info.features[label_key]})
+
+        def records(indices):
+            return np.array(source.__getitems__(indices.tolist()), dtype=object)
+
+        raw = tf.data.Dataset.range(count).batch(_LABEL_BATCH).map(
+            lambda indices: tf.numpy_function(records, [indices], tf.string))
+        labels = _collect(raw.unbatch().map(
+            lambda record: parser.deserialize_example(record)[label_key]))
+    return _ArrayRecordSplit(source, builder.info.features, image_key, count, labels,
+                             decode_size)
+
+
+def _collect(labels):
+    parts = list(labels.batch(_LABEL_BATCH).as_numpy_iterator())
+    return (np.concatenate(parts) if parts else np.zeros([0])).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
