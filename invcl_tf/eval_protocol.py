@@ -25,27 +25,69 @@ def input_batches(x, batch_size):
 
 
 class ViewEncoder:
-    """Encodes random views of inputs with a frozen encoder (inference-mode batch norm)."""
+    """Encodes random views of inputs with a frozen encoder (inference-mode batch norm).
+
+    All passes over a batch run in one graph call and their running sum stays on the device
+    (float64, as the averages are taken); results leave it once per split, not per batch.
+    """
 
     def __init__(self, encoder, transform, batch_size):
         self.encoder = encoder
         self.transform = transform
         self.batch_size = int(batch_size)
-        self._encode = tf.function(self._encode_batch, reduce_retracing=True)
+        self._passes = tf.function(self._batch_passes, reduce_retracing=True)
 
     def _encode_batch(self, x, seed):
         x, alpha, aux = pipeline.random_view(self.transform, x, seed)
         h = self.encoder(self.transform.apply(x, alpha, aux), training=False)
         return tf.cast(h, tf.float32), alpha
 
+    def _batch_passes(self, x, pass_seeds, index, wanted, keep):
+        # Pass p of batch `index` draws from fold(pass_seeds[p], index), as one pass would.
+        # `wanted` (a tuple of bools, one per pass) and `keep` are Python values: constants of
+        # the graph, which is traced once per evaluation setting.
+        wanted = tf.constant(wanted)
+        h, alpha = self._encode_batch(x, pipeline.fold(pass_seeds[0], index))
+        first_h, first_alpha = h, alpha
+        total = tf.cast(h, tf.float64)
+        means = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
+        kept = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
+        if wanted[0]:
+            means = means.write(0, total)
+        if keep > 0:
+            kept = kept.write(0, h)
+        for p in tf.range(1, tf.shape(pass_seeds)[0]):
+            h, _ = self._encode_batch(x, pipeline.fold(pass_seeds[p], index))
+            total += tf.cast(h, tf.float64)
+            if wanted[p]:
+                means = means.write(means.size(), total / tf.cast(p + 1, tf.float64))
+            if p < keep:
+                kept = kept.write(p, h)
+        kept = kept.stack() if keep else tf.zeros(tf.concat([[0], tf.shape(first_h)], 0))
+        return means.stack(), kept, first_h, first_alpha
+
+    def encode_passes(self, x, pass_seeds, wanted, keep=0):
+        """Views of every input, one pass per seed in ``pass_seeds``.
+
+        Returns ``(means, kept, first_h, first_alpha)``: ``means[j]`` is ``[N, D]`` float64,
+        the average over the first M views for the j-th M in ``wanted`` (sorted passes,
+        1-based); ``kept`` the first ``keep`` passes' features ``[keep, N, D]``; the first
+        pass's features and parameters.
+        """
+        pass_seeds = tf.stack([tf.convert_to_tensor(s, tf.int64) for s in pass_seeds])
+        mask = tuple(p + 1 in set(wanted) for p in range(len(pass_seeds)))
+        keep = min(int(keep), len(pass_seeds))
+        parts = [self._passes(xb, pass_seeds, tf.constant(i, tf.int64), mask, keep)
+                 for i, xb in enumerate(input_batches(x, self.batch_size))]
+        means, kept, first_h, first_alpha = (
+            tf.concat([part[k] for part in parts], axis=1 if k < 2 else 0).numpy()
+            for k in range(4))
+        return means, kept, first_h, first_alpha
+
     def encode(self, x, seed):
         """Representations ``[N, D]`` and parameters ``[N, K]`` of one random view of each input."""
-        hs, alphas = [], []
-        for i, xb in enumerate(input_batches(x, self.batch_size)):
-            h, alpha = self._encode(xb, pipeline.fold(seed, i))
-            hs.append(h.numpy())
-            alphas.append(alpha.numpy())
-        return np.concatenate(hs), np.concatenate(alphas)
+        _, _, h, alpha = self.encode_passes(x, [seed], [1])
+        return h, alpha
 
 
 def probe_scores(task, l2, train_h, train_y, test_h, test_y, label_names):
@@ -72,24 +114,17 @@ def feature_averaged_scores(views, split, num_passes, score, seed, keep_test_pas
     Returns ``(scores by M, first)``: ``first`` holds the first pass's features and
     parameters and a list of the first ``keep_test_passes`` passes of test features.
     """
-    probe_x, test_x = split["probe_x"], split["test_x"]
-    scores, kept, first = {}, [], {}
     wanted = sorted({int(m) for m in num_passes})
-    for p in range(1, wanted[-1] + 1):
-        h_probe, a_probe = views.encode(probe_x, pipeline.fold(seed, _PROBE_SPLIT, p))
-        h_test, a_test = views.encode(test_x, pipeline.fold(seed, _TEST_SPLIT, p))
-        if p == 1:
-            first = {"probe_h": h_probe, "probe_alpha": a_probe, "test_h": h_test,
-                     "test_alpha": a_test}
-            probe_sum, test_sum = h_probe.astype(np.float64), h_test.astype(np.float64)
-        else:
-            probe_sum += h_probe
-            test_sum += h_test
-        if p <= keep_test_passes:
-            kept.append(h_test)
-        if p in wanted:
-            scores[p] = score(probe_sum / p, test_sum / p)
-    first["test_passes"] = kept
+    passes = range(1, wanted[-1] + 1)
+    probe_means, _, probe_h, probe_alpha = views.encode_passes(
+        split["probe_x"], [pipeline.fold(seed, _PROBE_SPLIT, p) for p in passes], wanted)
+    test_means, kept, test_h, test_alpha = views.encode_passes(
+        split["test_x"], [pipeline.fold(seed, _TEST_SPLIT, p) for p in passes], wanted,
+        keep_test_passes)
+    scores = {m: score(probe_mean, test_mean)
+              for m, probe_mean, test_mean in zip(wanted, probe_means, test_means)}
+    first = {"probe_h": probe_h, "probe_alpha": probe_alpha, "test_h": test_h,
+             "test_alpha": test_alpha, "test_passes": list(kept)}
     return scores, first
 
 

@@ -15,6 +15,7 @@ from invcl_tf import workdir as workdir_lib
 from invcl_tf.data import pipeline, sources
 from invcl_tf.models.head import build_projection_head
 from invcl_tf.models.invclr import InvCLRModel
+from invcl_tf.models.batch_norm import with_batch_norm
 from invcl_tf.models.resnet import build_encoder
 from invcl_tf.optim.lars import LARS
 from invcl_tf.optim.schedules import WarmupCosine, peak_learning_rate
@@ -82,11 +83,15 @@ class Checkpointer(keras.callbacks.Callback):
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
+    def on_train_begin(self, logs=None):
+        # Counted on the host from here on: reading the optimizer's step every batch would
+        # wait for each step to finish (on a GPU, a stall between steps).
+        self._step = steps_done(self.model)
+
     def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps:
-            step = steps_done(self.model)
-            if step % self.every_steps == 0:
-                self._save(step, f"step {step}")
+        self._step += 1
+        if self.every_steps and self._step % self.every_steps == 0:
+            self._save(self._step, f"step {self._step}")
 
     def on_epoch_end(self, epoch, logs=None):
         step = steps_done(self.model)
@@ -227,6 +232,9 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
         fit(model, config, data.train_x, data.transform, start_epoch, callbacks=callbacks,
             verbose=verbose, checkpoint_dir=ckpt_dir, start_step=start_step)
     if chief:
-        workdir_lib.save_model(model.encoder, os.path.join(workdir, workdir_lib.ENCODER_FILE))
-        workdir_lib.save_model(model.head, os.path.join(workdir, workdir_lib.HEAD_FILE))
+        # Plain Keras layers in the files: they load without this package.
+        for part, filename in ((model.encoder, workdir_lib.ENCODER_FILE),
+                               (model.head, workdir_lib.HEAD_FILE)):
+            workdir_lib.save_model(with_batch_norm(part, keras.layers.BatchNormalization),
+                                   os.path.join(workdir, filename))
     return model

@@ -7,6 +7,7 @@ import keras
 from absl import logging
 
 from invcl_tf import configuration, errors
+from invcl_tf.models.batch_norm import BatchNorm, with_batch_norm
 
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
@@ -93,4 +94,4 @@ def load_encoder(workdir, filename=ENCODER_FILE):
     if not os.path.exists(path):
         raise WorkdirError(f"--workdir {workdir} holds no trained model ({filename}): "
                            "finish training there first with invcl-train --workdir=" + workdir)
-    return keras.saving.load_model(path, compile=False)
+    return with_batch_norm(keras.saving.load_model(path, compile=False), BatchNorm)

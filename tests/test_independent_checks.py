@@ -17,7 +17,8 @@ import tensorflow as tf
 from invcl_tf import eval_protocol
 from invcl_tf.data import pipeline, sources
 from invcl_tf.models import InvCLRModel
-from invcl_tf.models.resnet import batch_norm, build_encoder
+from invcl_tf.models.batch_norm import batch_norm
+from invcl_tf.models.resnet import build_encoder
 from invcl_tf.penalty import rademacher
 from invcl_tf.transforms.base import DifferentiableTransform
 from tests.repo_configs import spirograph_cpu
@@ -62,7 +63,7 @@ def _set_bn(layer, rng, shift):
 def _tiny_model(gp_weight, seed=0, synchronized=True):
     """Encoder Dense(no bias)→BN, head Dense(no bias)→BN, both with non-trivial BN state.
 
-    The BN layers are the project's (``invcl_tf.models.resnet.batch_norm``); ``synchronized``
+    The BN layers are the project's (``invcl_tf.models.batch_norm.batch_norm``); ``synchronized``
     is its ``sync_bn`` (True: Keras's synchronised layer; False: per-replica statistics).
     """
     rng = np.random.default_rng(seed)

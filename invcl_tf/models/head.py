@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from invcl_tf.models.resnet import batch_norm
+from invcl_tf.models.batch_norm import batch_norm
 
 
 def _dense(units, name):

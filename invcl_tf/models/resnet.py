@@ -9,6 +9,8 @@ import math
 
 import keras
 
+from invcl_tf.models.batch_norm import batch_norm
+
 # name -> (block type, blocks per stage, base width)
 ARCHS = {
     "resnet18": ("basic", (2, 2, 2, 2), 64),
@@ -31,41 +33,6 @@ _EXPANSION = {"basic": 1, "bottleneck": 4}
 def _conv_init():
     # torch.nn.init.kaiming_normal_(mode="fan_out", nonlinearity="relu"), as torchvision does.
     return keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
-
-
-@keras.saving.register_keras_serializable(package="invcl_tf")
-class LocalBatchNormalization(keras.layers.BatchNormalization):
-    """Batch norm with per-replica statistics whose second derivatives are exact.
-
-    Keras's unsynchronised path takes its moments from ``tf.nn.moments``, which computes the
-    variance around a ``stop_gradient``-ed mean: first derivatives are right, but the
-    penalty's double backpropagation then loses a term (a few per cent of its gradient). Here
-    the variance is ``mean((x − mean)²)`` with the mean differentiated.
-    """
-
-    def _moments(self, inputs, mask):
-        if mask is not None or self.synchronized:
-            return super()._moments(inputs, mask)
-        x = inputs
-        if x.dtype in ("float16", "bfloat16"):  # statistics in float32, as Keras does
-            x = keras.ops.cast(x, "float32")
-        mean = keras.ops.mean(x, axis=self._reduction_axes, keepdims=True)
-        variance = keras.ops.mean(keras.ops.square(x - mean), axis=self._reduction_axes)
-        mean = keras.ops.squeeze(mean, axis=self._reduction_axes)
-        return (keras.ops.cast(mean, inputs.dtype), keras.ops.cast(variance, inputs.dtype))
-
-
-def batch_norm(name, sync_bn=True, center=True, scale=True):
-    """A BatchNormalization layer with PyTorch's defaults (momentum 0.1, eps 1e-5).
-
-    ``sync_bn=True`` (Keras's synchronised layer, which on one device is ordinary batch norm)
-    reduces statistics across replicas; ``False`` keeps them per replica, as the authors'
-    ``DataParallel`` did, with ``LocalBatchNormalization``. Both give exact second derivatives.
-    """
-    # Keras' momentum is the weight of the old running value, i.e. 1 - PyTorch's momentum.
-    layer = keras.layers.BatchNormalization if sync_bn else LocalBatchNormalization
-    return layer(momentum=0.9, epsilon=1e-5, center=center, scale=scale, synchronized=sync_bn,
-                 name=name)
 
 
 def _conv(x, filters, kernel_size, stride, name):

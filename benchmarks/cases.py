@@ -1,0 +1,36 @@
+"""The benchmarked models and the step on a fixed batch, shared by run.py and profile_step.py."""
+
+import tensorflow as tf
+
+from configs import spirograph
+from invcl_tf import distribute, pretraining
+from invcl_tf.data import pipeline
+from invcl_tf.transforms import spirograph as spiro
+
+#: name -> (arch, width_multiplier, batch_size)
+CASES = {"quarter": ("resnet18", 0.25, 256), "full": ("resnet18", 1.0, 64),
+         "tiny": ("resnet_tiny", 1.0, 64)}
+
+
+def config_for(case, precision, gp_weight, jit):
+    """The paper's Spirograph config at the case's model and batch."""
+    arch, width, batch = CASES[case]
+    config = spirograph.get_config()
+    config.model.arch, config.model.width_multiplier = arch, width
+    config.train.batch_size = batch
+    config.train.precision = precision
+    config.train.jit_compile = jit
+    config.gp.weight = gp_weight
+    return config
+
+
+def fixed_batch_step(case, precision, gp_weight, jit):
+    """``(step, batch)``: the compiled train step of a fresh model and one drawn batch."""
+    distribute.set_precision(precision)
+    config = config_for(case, precision, gp_weight, jit)
+    transform = spiro.SpirographTransform()
+    model = pretraining.build_model(config, transform, steps_per_epoch=100)
+    targets = spiro.sample_targets([0, 0], config.train.batch_size)
+    batch = pipeline.draw_views(transform, targets, pipeline.fold(0, 1),
+                                config.gp.num_extra if gp_weight else 0)
+    return tf.function(model.train_step, jit_compile=jit), batch
