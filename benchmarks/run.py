@@ -104,7 +104,6 @@ def measure_step(case, precision, jit, gp_weight, repeats, steps_per_epoch):
 
     step, batch = cases.fixed_batch_step(case, precision, gp_weight, jit)
     fixed = _timed(lambda: float(step(batch)["loss"]), repeats)
-    del step, batch
 
     distribute.set_precision(precision)
     config = cases.config_for(case, precision, gp_weight, jit)

@@ -53,6 +53,11 @@ def base_config():
     config.dataset.shuffle_buffer = 10_000  # TFDS sources stream through this buffer
     config.dataset.check_files = True  # read every file's header before training
     config.dataset.color_strength = 0.5
+    # Geometric nuisance: a rotation U(−rotation, rotation) degrees and shifts U(−shift, shift)
+    # times the side. Spirograph: of the curve, in the renderer (its geometric variant).
+    # Images: in the step's differentiable warp, with gp.covers=color+geometry.
+    config.dataset.rotation = 0.0
+    config.dataset.shift = 0.0
     # Normalisation; None: computed from the first stats_sample training images and stored.
     config.dataset.mean = config_dict.placeholder(tuple)
     config.dataset.std = config_dict.placeholder(tuple)
@@ -84,6 +89,10 @@ def base_config():
     config.gp.clip = 1000.0
     config.gp.num_extra = 100
     config.gp.normalize = True
+    # Images: what the penalty differentiates. color: the colour jitter (the paper's; crop
+    # and flip in the input pipeline). color+geometry: also the crop box (and any rotation and
+    # shift), warped differentiably in the step from the uncropped image.
+    config.gp.covers = "color"
 
     config.eval = ml_collections.ConfigDict()
     config.eval.num_passes = (1, 2, 3, 4, 5, 10, 20, 30)
@@ -148,6 +157,10 @@ def _require(condition, field, message):
         raise ConfigError(f"--config.{field}: {message}")
 
 
+#: What the penalty can cover on image datasets (``gp.covers``).
+COVERS = ("color", "color+geometry")
+
+
 def validate(config):
     """Raises ``ConfigError`` naming the first bad field and how to fix it."""
     name = config.dataset.name
@@ -169,6 +182,18 @@ def validate(config):
                      "must hold 3 values (R, G, B), or be unset to compute it from the data")
         _require(config.dataset.std is None or min(config.dataset.std) > 0, "dataset.std",
                  "must be > 0 in every channel")
+    _require(config.dataset.rotation >= 0 and config.dataset.shift >= 0,
+             "dataset.rotation/shift", "must be >= 0 (the half-widths of their ranges)")
+    _require(config.gp.covers in COVERS, "gp.covers",
+             f"unknown {config.gp.covers!r}; choose one of {', '.join(COVERS)}")
+    if name == "spirograph":
+        _require(config.gp.covers == "color", "gp.covers",
+                 "Spirograph's penalty covers its renderer's nuisance; leave gp.covers=color "
+                 "and add geometry with dataset.rotation / dataset.shift")
+    else:
+        _require(config.gp.covers == "color+geometry" or not (
+            config.dataset.rotation or config.dataset.shift), "dataset.rotation/shift",
+            "act on images only inside the step's warp: add --config.gp.covers=color+geometry")
     if name == "folder":
         _require(bool(config.dataset.path), "dataset.path",
                  "is required with dataset.name=folder: pass --config.dataset.path=DIR")

@@ -164,3 +164,34 @@ def test_a_larger_resolution_takes_the_imagenet_stem_and_exports_at_its_size(tmp
                                model.encoder(transform.normalize_images(images)), rtol=1e-4,
                                atol=1e-5)
     assert loaded.encode_averaged(tf.cast(first, tf.float32) / 255.0, 2, 0).shape[0] == 4
+
+
+def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(tmp_path):
+    from invcl_tf import eval_protocol, serving
+    from invcl_tf.data import pipeline, sources
+
+    folder = spirograph_folder(tmp_path / "images", size=40)
+    config = _config(folder, dataset__decode_size=40, dataset__rotation=15.0,
+                     dataset__shift=0.05, gp__covers="color+geometry", train__epochs=1)
+    data = sources.load(config)
+    transform = data.transform
+    assert transform.num_params == 4 + 3 + 4 and transform.image_size == 32
+    batch = next(iter(pipeline.train_dataset(data.train_x, transform, 16, 2, 0, 0, 1)))
+    assert batch["x1"].shape == (16, 40, 40, 3)  # the pipeline hands over uncropped images
+    assert batch["alpha_extra"].shape == (16, 2, 11)
+    model = pretraining.train(config, str(tmp_path / "run"), verbose=0)
+    assert np.isfinite(float(model.compute_losses(batch)["penalty"]))
+    results = eval_protocol.evaluate(model.encoder, data, config)
+    assert np.isfinite(results["penalty_estimate"]) and "1" in results["accuracy"]
+    assert set(results) >= {"color_only", "untransformed"}  # variants: colour, no crop
+    # The nuisance probe predicts all eleven parameters, geometry included.
+    views = eval_protocol.ViewEncoder(model.encoder, transform, 8)
+    _, alpha = views.encode(data.test_x, pipeline.fold(0, 1))
+    assert alpha.shape == (16, 11)
+    _, shape = sources.transform_for(config)
+    path = serving.export(model.encoder, model.head, transform, shape, "{}",
+                          str(tmp_path / "export"))
+    loaded = tf.saved_model.load(path)
+    first = tf.cast(next(iter(data.test_x.batches(4))), tf.float32) / 255.0
+    assert first.shape == (4, 40, 40, 3)
+    assert loaded.encode_averaged(first, 3, 0).shape == (4, model.encoder.output_shape[-1])

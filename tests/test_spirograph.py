@@ -180,7 +180,7 @@ def test_bad_arguments_raise_value_error_naming_them():
         sp.render(targets[:, :3], nuisance)
     with pytest.raises(ValueError, match="targets"):
         sp.render(targets[0], nuisance)
-    with pytest.raises(ValueError, match="nuisance.*\\[B, 6\\]"):
+    with pytest.raises(ValueError, match="nuisance.*\\[B, 6 or 9\\]"):
         sp.render(targets, nuisance[:, :5])
     with pytest.raises(ValueError, match="batch size"):
         sp.render(targets, nuisance[:1])
@@ -273,3 +273,75 @@ def test_sampling_and_render_inside_tf_function():
     x = sp.sample_targets(tf.constant([0, 1]), 9)
     eager = transform.apply(x, transform.sample_params(tf.constant([3, 4]), [9]), None)
     np.testing.assert_allclose(views(x).numpy(), eager.numpy(), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The geometric variant: the curve rotated and shifted before it is drawn
+
+
+def _geometric(nuisance, rotation=0.0, shift_x=0.0, shift_y=0.0):
+    extra = np.broadcast_to([rotation, shift_x, shift_y], (len(nuisance), 3))
+    return np.concatenate([np.asarray(nuisance, np.float64), extra], axis=1)
+
+
+def test_zero_rotation_and_shift_draw_the_plain_image():
+    targets, nuisance = random_params(4, seed=11)
+    np.testing.assert_array_equal(sp.render(targets, _geometric(nuisance)),
+                                  sp.render(targets, nuisance))
+
+
+def test_a_quarter_turn_turns_the_image():
+    # (x, y) -> (−y, x): the intensity at grid (u, v) becomes that at (v, −u), i.e. pixel
+    # [u, v] of the turned image is pixel [v, 31 − u] of the plain one (image-wide maximum, so
+    # the normalisation is the same for both).
+    targets, nuisance = random_params(3, seed=12)
+    plain = sp.render(targets, nuisance, normalize="image").numpy()
+    turned = sp.render(targets, _geometric(nuisance, rotation=np.pi / 2),
+                       normalize="image").numpy()
+    np.testing.assert_allclose(turned, np.transpose(plain, (0, 2, 1, 3))[:, ::-1], atol=1e-5)
+
+
+def test_a_shift_by_one_grid_step_moves_the_image_one_pixel():
+    step = 2 * sp.GRID_EXTENT / (sp.IMAGE_SIZE - 1)
+    targets = tf.constant([[2.0, 0.5, 0.3, 0.8]], tf.float64)  # a small curve: radius ≤ 2
+    nuisance = tf.constant([[0.6, 0.1, 0.7, 0.2, 0.9, 0.3]], tf.float64)
+    plain = sp.render(targets, nuisance, normalize="image").numpy()
+    moved = sp.render(targets, tf.constant(_geometric(nuisance.numpy(), shift_x=step)),
+                      normalize="image").numpy()
+    np.testing.assert_allclose(moved[:, 1:], plain[:, :-1], atol=1e-9)
+
+
+def test_geometric_nuisance_gradient_against_finite_differences():
+    targets, nuisance = random_params(2, seed=13)
+    targets = tf.constant(targets, tf.float64)
+    alpha = tf.constant(_geometric(nuisance, 0.4, 0.3, -0.2))
+    weights = tf.constant(np.random.default_rng(3).normal(size=(2, 32, 32, 3)))
+
+    def value(a):
+        return tf.reduce_sum(sp.render(targets, a) * weights)
+
+    with tf.GradientTape() as tape:
+        tape.watch(alpha)
+        total = value(alpha)
+    grad = tape.gradient(total, alpha).numpy()[:, 6:]
+    numeric = np.zeros_like(grad)
+    for b in range(2):
+        for k in range(3):
+            step = np.zeros(alpha.shape)
+            step[b, 6 + k] = 1e-6
+            numeric[b, k] = (value(alpha + step) - value(alpha - step)) / 2e-6
+    assert np.abs(grad).min() > 1e-3
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5)
+
+
+def test_geometric_ranges_transform_and_sweeps():
+    ranges = sp.geometric_ranges(rotation=90, shift=0.1)
+    transform = sp.SpirographTransform(ranges)
+    assert transform.num_params == 9 and transform.names[6:] == sp.GEOMETRIC_NAMES
+    alpha = transform.sample_params(tf.constant([1, 2]), [4000]).numpy()
+    assert np.abs(alpha[:, 6]).max() <= np.pi / 2 and np.abs(alpha[:, 6]).max() > 1.5
+    assert np.abs(alpha[:, 7:]).max() <= 1.2 + 1e-6  # 0.1 of the 12-unit side
+    np.testing.assert_allclose(transform.param_variance()[6:],
+                               [np.pi ** 2 / 12, 2.4 ** 2 / 12, 2.4 ** 2 / 12], rtol=1e-6)
+    widened = sp.shifted_ranges(ranges, ["rotation"], widen=0.5)
+    assert widened[6] == pytest.approx((-np.pi / 2 - 0.5, np.pi / 2 + 0.5))

@@ -7,7 +7,7 @@ import numpy as np
 from invcl_tf import errors
 from invcl_tf.data import pipeline
 from invcl_tf.transforms import spirograph
-from invcl_tf.transforms import images
+from invcl_tf.transforms import base, geometry, images
 
 _SPLIT_TRAIN, _SPLIT_TEST, _SPLIT_PROBE = 0, 1, 2
 
@@ -145,26 +145,37 @@ class StreamedImages:
         return self.split.ordered().take(self.limit).batch(batch_size)
 
 
-def _image_transform(config, mean, std):
-    return images.ImageTransform(mean, std, strength=config.dataset.color_strength,
-                                 image_size=config.dataset.image_size)
+def _image_transform(config, mean, std, input_size):
+    dataset = config.dataset
+    if config.gp.covers == "color":  # the paper's: crop and flip in the pipeline
+        return images.ImageTransform(mean, std, strength=dataset.color_strength,
+                                     image_size=dataset.image_size)
+    # The crop, flip and any rotation and shift move into the step, before the colour.
+    colour = images.ImageTransform(mean, std, strength=dataset.color_strength, crop=False,
+                                   flip=False, image_size=dataset.image_size)
+    warp = geometry.GeometricTransform(input_size, dataset.image_size,
+                                       rotation=dataset.rotation, shift=dataset.shift)
+    return base.Composed(warp, colour)
 
 
 def transform_for(config):
     """The run's transformation and the shape of one input it takes (no data loaded)."""
     name = config.dataset.name
     if name == "spirograph":
-        return spirograph.SpirographTransform(), (len(spirograph.TARGET_NAMES),)
+        ranges = spirograph.NUISANCE_RANGES
+        if config.dataset.rotation or config.dataset.shift:  # the geometric variant
+            ranges = spirograph.geometric_ranges(config.dataset.rotation, config.dataset.shift)
+        return spirograph.SpirographTransform(ranges), (len(spirograph.TARGET_NAMES),)
     if name in CIFAR:
         mean, std = CIFAR[name]
-        transform = _image_transform(config, mean, std)
+        transform = _image_transform(config, mean, std, images.IMAGE_SIZE)
         return transform, (images.IMAGE_SIZE, images.IMAGE_SIZE, 3)
     if is_image_source(name):
         if config.dataset.mean is None or config.dataset.std is None:
             raise DataError("--config.dataset.mean/std: not known before the data is loaded; "
                             "load it with invcl_tf.data.sources.load(config) first")
         decode = config.dataset.decode_size or config.dataset.image_size
-        return (_image_transform(config, config.dataset.mean, config.dataset.std),
+        return (_image_transform(config, config.dataset.mean, config.dataset.std, decode),
                 (decode, decode, 3))
     raise DataError(f"--config.dataset.name: unknown dataset {name!r}; choose one of "
                     f"{', '.join(NAMES)}, folder or tfds:NAME")
@@ -224,7 +235,8 @@ def robustness_sweeps(data, values):
     """Test-time nuisance shifts of SPEC §5: ``{sweep: [(value, transform), ...]}``.
 
     CIFAR: colour jitter of strength s always applied (no random apply, grayscale, crop or
-    flip). Spirograph: the background colours' and h's ranges shifted by v or widened by v.
+    flip). Spirograph: the background colours' and h's ranges shifted by v or widened by v,
+    and in the geometric variant the rotation's (radians) and the shifts' (grid units).
     """
     if data.task == "classification":
         return {"color_strength": [
@@ -232,7 +244,10 @@ def robustness_sweeps(data, values):
                                        flip=False)) for s in values]}
     ranges = data.transform.ranges
     sweeps = {}
-    for label, names in (("background", _BACKGROUND), ("h", ("h",))):
+    groups = [("background", _BACKGROUND), ("h", ("h",))]
+    if data.transform.num_params > len(spirograph.NUISANCE_NAMES):  # the geometric variant
+        groups += [("rotation", ("rotation",)), ("shift", ("shift_x", "shift_y"))]
+    for label, names in groups:
         for kind in ("shift", "widen"):
             sweeps[f"{label}_{kind}"] = [
                 (v, spirograph.SpirographTransform(

@@ -49,3 +49,55 @@ class DifferentiableTransform(abc.ABC):
     @abc.abstractmethod
     def param_variance(self):
         """Prior variance of each component of α, float32 ``[K]`` (a no-information baseline)."""
+
+
+class Composed(DifferentiableTransform):
+    """``then ∘ first``: ``first`` applied, then ``then``, with α = (α_first, α_then) and the
+    per-example choices likewise concatenated, so the penalty differentiates through both.
+
+    The input pipeline's ``prepare_view`` is ``first``'s (it sees the raw inputs); the output
+    size and the normalisation are ``then``'s. ``variant`` changes ``then``; asked to drop the
+    crop (``crop=False``, as the evaluation's variants do) it returns ``then``'s variant alone,
+    which prepares raw inputs itself.
+    """
+
+    def __init__(self, first, then):
+        self.first, self.then = first, then
+        self.num_params = first.num_params + then.num_params
+        self.num_aux = first.num_aux + then.num_aux
+        self.image_size = then.image_size
+        self.names = tuple(getattr(first, "names", ())) + tuple(getattr(then, "names", ()))
+
+    def _split(self, values, count):
+        return values[..., :count], values[..., count:]
+
+    def sample_params(self, seed, batch_shape):
+        parts = (t.sample_params(tf.random.experimental.stateless_fold_in(seed, i), batch_shape)
+                 for i, t in enumerate((self.first, self.then)))
+        return tf.concat(list(parts), axis=-1)
+
+    def sample_aux(self, seed, batch_size):
+        parts = (t.sample_aux(tf.random.experimental.stateless_fold_in(seed, i), batch_size)
+                 for i, t in enumerate((self.first, self.then)))
+        return tf.concat(list(parts), axis=-1)
+
+    def prepare_view(self, x, seed, rows=None):
+        return self.first.prepare_view(x, seed, rows=rows)
+
+    def apply(self, x, alpha, aux):
+        alpha_first, alpha_then = self._split(alpha, self.first.num_params)
+        aux_first, aux_then = self._split(aux, self.first.num_aux)
+        return self.then.apply(self.first.apply(x, alpha_first, aux_first), alpha_then,
+                               aux_then)
+
+    def normalize_images(self, images):
+        return self.then.normalize_images(images)
+
+    def param_variance(self):
+        return tf.concat([tf.cast(self.first.param_variance(), tf.float32),
+                          tf.cast(self.then.param_variance(), tf.float32)], axis=0)
+
+    def variant(self, **changes):
+        if changes.get("crop", True) is False:
+            return self.then.variant(**changes)
+        return Composed(self.first, self.then.variant(**changes))

@@ -16,6 +16,9 @@ TARGET_NAMES = ("m", "b", "sigma", "rfore")
 NUISANCE_NAMES = ("h", "rback", "gfore", "gback", "bfore", "bback")
 TARGET_RANGES = ((2.0, 5.0), (0.1, 1.1), (0.25, 1.0), (0.4, 1.0))
 NUISANCE_RANGES = ((0.5, 2.5), (0.0, 0.6), (0.4, 1.0), (0.0, 0.6), (0.4, 1.0), (0.0, 0.6))
+#: The geometric variant's extra nuisance: the curve's rotation (radians, about the grid's
+#: centre) and its shift (grid units), appended to the six above.
+GEOMETRIC_NAMES = ("rotation", "shift_x", "shift_y")
 
 IMAGE_SIZE = 32
 NUM_POINTS = 40
@@ -48,14 +51,32 @@ def _compute_dtype(targets, nuisance):
     return tf.float32
 
 
-def _check_shape(value, name, width):
+def _check_shape(value, name, *widths):
     # An unknown rank (a tf.function with no input signature) can only be checked at run time.
     shape = value.shape
     if shape.rank is None:
-        return tf.ensure_shape(value, [None, width])
-    if shape.rank != 2 or shape[-1] != width:
-        raise ValueError(f"`{name}` must have shape [B, {width}], got {shape}")
+        return tf.ensure_shape(value, [None, widths[0]])
+    if shape.rank != 2 or shape[-1] not in widths:
+        allowed = " or ".join(map(str, widths))
+        raise ValueError(f"`{name}` must have shape [B, {allowed}], got {shape}")
     return value
+
+
+def nuisance_names(count):
+    """The names of ``count`` (6, or 9 with the geometric variant) nuisance parameters."""
+    names = NUISANCE_NAMES + GEOMETRIC_NAMES
+    if count not in (len(NUISANCE_NAMES), len(names)):
+        raise ValueError(f"Spirograph nuisance `ranges` hold {len(NUISANCE_NAMES)} or "
+                         f"{len(names)} (lo, hi) pairs, got {count}")
+    return names[:count]
+
+
+def geometric_ranges(rotation, shift):
+    """Nuisance ranges with rotation U(−rotation, rotation) degrees and each shift
+    U(−shift, shift) times the image's side."""
+    turn = math.radians(float(rotation))
+    move = float(shift) * 2.0 * GRID_EXTENT
+    return NUISANCE_RANGES + ((-turn, turn), (-move, move), (-move, move))
 
 
 def render(targets, nuisance, normalize="row"):
@@ -63,7 +84,8 @@ def render(targets, nuisance, normalize="row"):
 
     Args:
       targets: ``[B, 4]`` columns (m, b, sigma, rfore).
-      nuisance: ``[B, 6]`` columns (h, rback, gfore, gback, bfore, bback).
+      nuisance: ``[B, 6]`` columns (h, rback, gfore, gback, bfore, bback), or ``[B, 9]`` with
+        the curve's rotation and shift (``GEOMETRIC_NAMES``) after them.
       normalize: ``"row"`` divides each image row by its own maximum (the authors' code, which
         produced the published numbers); ``"image"`` divides by the whole image's maximum, a
         deviation from the authors' code matching the paper's wording.
@@ -76,7 +98,8 @@ def render(targets, nuisance, normalize="row"):
         raise ValueError(f"`normalize` must be one of {_NORMALIZE_MODES}, got {normalize!r}")
     dtype = _compute_dtype(targets, nuisance)
     targets = _check_shape(tf.cast(targets, dtype), "targets", len(TARGET_NAMES))
-    nuisance = _check_shape(tf.cast(nuisance, dtype), "nuisance", len(NUISANCE_NAMES))
+    nuisance = _check_shape(tf.cast(nuisance, dtype), "nuisance", len(NUISANCE_NAMES),
+                            len(NUISANCE_NAMES) + len(GEOMETRIC_NAMES))
     batch_t, batch_n = targets.shape[0], nuisance.shape[0]
     if batch_t is not None and batch_n is not None and batch_t != batch_n:
         raise ValueError(
@@ -84,7 +107,8 @@ def render(targets, nuisance, normalize="row"):
         )
 
     m, b, sigma, rfore = tf.unstack(targets, axis=-1)
-    h, rback, gfore, gback, bfore, bback = tf.unstack(nuisance, axis=-1)
+    h, rback, gfore, gback, bfore, bback = tf.unstack(nuisance[:, :len(NUISANCE_NAMES)],
+                                                      axis=-1)
 
     # a − b equals m − h; it is spelled via a to follow SPEC §3 term by term.
     a = m + b - h
@@ -94,6 +118,10 @@ def render(targets, nuisance, normalize="row"):
     hh = h[:, None]
     x = radius * tf.cos(t) + hh * tf.cos(t * ratio)  # [B, P]
     y = radius * tf.sin(t) - hh * tf.sin(t * ratio)
+    if nuisance.shape[-1] > len(NUISANCE_NAMES):  # the geometric variant: rotate, then shift
+        theta, shift_x, shift_y = (nuisance[:, k][:, None] for k in range(6, 9))
+        cos, sin = tf.cos(theta), tf.sin(theta)
+        x, y = cos * x - sin * y + shift_x, sin * x + cos * y + shift_y
 
     # The Gaussian factorises over the two grid axes, so each point contributes an outer product
     # of two [G] profiles and the [B, P, G, G] distance tensor is never built.
@@ -123,10 +151,10 @@ def sample_targets(seed, n):
 
 
 def sample_nuisance(seed, batch_shape, ranges=NUISANCE_RANGES):
-    """Draws ``batch_shape + [6]`` float32 nuisance vectors uniformly in ``ranges``."""
-    ranges = _validate_ranges(ranges, len(NUISANCE_NAMES), "ranges")
+    """Draws ``batch_shape + [K]`` float32 nuisance vectors uniformly in the K ``ranges``."""
+    ranges = _validate_ranges(ranges, len(nuisance_names(len(ranges))), "ranges")
     batch_shape = tf.reshape(tf.cast(batch_shape, tf.int32), [-1])
-    shape = tf.concat([batch_shape, [len(NUISANCE_NAMES)]], axis=0)
+    shape = tf.concat([batch_shape, [len(ranges)]], axis=0)
     return _sample_uniform(seed, shape, ranges)
 
 
@@ -136,14 +164,15 @@ def shifted_ranges(ranges, names, shift=0.0, widen=0.0):
     Used by the robustness experiments of SPEC §5 (mean shift or widening of h and the
     background colours); components not named are returned unchanged.
     """
-    ranges = _validate_ranges(ranges, len(NUISANCE_NAMES), "ranges")
+    all_names = nuisance_names(len(ranges))
+    ranges = _validate_ranges(ranges, len(all_names), "ranges")
     names = (names,) if isinstance(names, str) else tuple(names)
-    unknown = [n for n in names if n not in NUISANCE_NAMES]
+    unknown = [n for n in names if n not in all_names]
     if unknown:
-        raise ValueError(f"`names` must be among {NUISANCE_NAMES}, got unknown {unknown}")
+        raise ValueError(f"`names` must be among {all_names}, got unknown {unknown}")
     shifted = tuple(
         (lo + shift - widen, hi + shift + widen) if name in names else (lo, hi)
-        for (lo, hi), name in zip(ranges, NUISANCE_NAMES)
+        for (lo, hi), name in zip(ranges, all_names)
     )
     if any(lo > hi for lo, hi in shifted):
         raise ValueError(f"`widen`={widen} would leave a range with lo > hi")
@@ -151,16 +180,18 @@ def shifted_ranges(ranges, names, shift=0.0, widen=0.0):
 
 
 class SpirographTransform(DifferentiableTransform):
-    """Spirograph rendering as t(x, α): x are target vectors ``[B, 4]``, α nuisance ``[B, 6]``."""
+    """Spirograph rendering as t(x, α): x are target vectors ``[B, 4]``, α nuisance ``[B, K]``
+    (K = 6, or 9 with the curve's rotation and shift: ``geometric_ranges``)."""
 
-    num_params = len(NUISANCE_NAMES)
     num_aux = 0
     image_size = IMAGE_SIZE
 
     def __init__(self, ranges=NUISANCE_RANGES, normalize="row"):
-        """``ranges``: six (lo, hi) nuisance ranges; ``normalize``: see :func:`render`."""
+        """``ranges``: six or nine (lo, hi) nuisance ranges; ``normalize``: see :func:`render`."""
         if normalize not in _NORMALIZE_MODES:
             raise ValueError(f"`normalize` must be one of {_NORMALIZE_MODES}, got {normalize!r}")
+        self.names = nuisance_names(len(tuple(ranges)))
+        self.num_params = len(self.names)
         self.ranges = _validate_ranges(ranges, self.num_params, "ranges")
         self.normalize = normalize
 
@@ -174,5 +205,5 @@ class SpirographTransform(DifferentiableTransform):
         return render(x, alpha, normalize=self.normalize)
 
     def param_variance(self):
-        """Variance (hi − lo)² / 12 of each uniform nuisance component, float32 ``[6]``."""
+        """Variance (hi − lo)² / 12 of each uniform nuisance component, float32 ``[K]``."""
         return tf.constant([(hi - lo) ** 2 / 12.0 for lo, hi in self.ranges], tf.float32)
