@@ -34,3 +34,24 @@ def fixed_batch_step(case, precision, gp_weight, jit):
     batch = pipeline.draw_views(transform, targets, pipeline.fold(0, 1),
                                 config.gp.num_extra if gp_weight else 0)
     return tf.function(model.train_step, jit_compile=jit), batch
+
+
+def image_fixed_batch_step(covers, jit=False):
+    """``(step, batch)``: the penalty step of CIFAR-10's config (ResNet-18 at 1/4 width, batch
+    256) on random 32×32 images, the penalty covering ``covers`` (``gp.covers``)."""
+    from configs import cifar10
+    from invcl_tf.data import sources
+
+    distribute.set_precision("float32")
+    config = cifar10.get_config()
+    config.model.arch, config.model.width_multiplier = "resnet18", 0.25
+    config.train.batch_size = 256
+    config.train.jit_compile = jit
+    config.gp.weight = 0.01
+    config.gp.covers = covers
+    transform, shape = sources.transform_for(config)
+    model = pretraining.build_model(config, transform, steps_per_epoch=100)
+    images = tf.cast(tf.random.stateless_uniform([256, *shape], [0, 0], 0, 256, tf.int32),
+                     tf.uint8)
+    batch = pipeline.draw_views(transform, images, pipeline.fold(0, 1), config.gp.num_extra)
+    return tf.function(model.train_step, jit_compile=jit), batch

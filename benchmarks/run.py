@@ -21,7 +21,10 @@ functions or dtype policy cannot leak into the next), and every figure is the me
   images per second, as the evaluation does it (``eval_protocol.ViewEncoder``) and through
   the exported SavedModel's ``encode_averaged``;
 * ``demo_eval``: wall time of the CPU demo's whole evaluation (configs/spirograph_cpu.py, an
-  untrained encoder: the time does not depend on the weights).
+  untrained encoder: the time does not depend on the weights);
+* ``geometry``: the penalty step of CIFAR-10's config at 1/4 width, batch 256, on a fixed
+  batch, the penalty covering the colour jitter only (the paper's) or colour and geometry
+  (``gp.covers=color+geometry``: the crop warped in the step).
 
 Peak resident memory is each process's own (``ru_maxrss``). Quote figures only from a run on
 an otherwise idle machine.
@@ -41,8 +44,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-_SECTIONS = flags.DEFINE_list("sections", ["steps", "renderer", "encoding", "demo_eval"],
-                              "What to measure.")
+_SECTIONS = flags.DEFINE_list("sections", ["steps", "renderer", "encoding", "demo_eval",
+                                           "geometry"], "What to measure.")
 _CASES = flags.DEFINE_list("cases", ["quarter", "full"], "Step cases (benchmarks/cases.py).")
 _PRECISION = flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"], "Dtype policies.")
 _JIT = flags.DEFINE_list("jit", ["false", "true"], "XLA settings (jit_compile).")
@@ -193,6 +196,14 @@ def measure_demo_eval(repeats):
     return {"seconds": summary(seconds)}
 
 
+def measure_image_step(covers, repeats):
+    """Seconds per penalty step on CIFAR-shaped images, by what the penalty covers."""
+    from benchmarks import cases
+
+    step, batch = cases.image_fixed_batch_step(covers)
+    return {"fixed_batch_s": summary(_timed(lambda: float(step(batch)["loss"]), repeats))}
+
+
 def _run_worker(spec):
     kind, *args = spec.split(":")
     repeats = _REPEATS.value
@@ -207,6 +218,8 @@ def _run_worker(spec):
         result = measure_encoding(repeats)
     elif kind == "demo_eval":
         result = measure_demo_eval(repeats)
+    elif kind == "image_step":
+        result = measure_image_step(args[0], repeats)
     else:
         raise ValueError(f"unknown worker {spec!r}")
     result["peak_rss_mb"] = _peak_rss_mb()
@@ -307,6 +320,14 @@ def main(argv):
         result["demo_eval"] = r
         print(f"\nCPU demo evaluation (configs/spirograph_cpu.py): {_fmt(r['seconds'], 1)} s; "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    if "geometry" in sections:
+        colour, both = _spawn("image_step:color"), _spawn("image_step:color+geometry")
+        result["geometry"] = {"color": colour, "color+geometry": both,
+                              "ratio": (both["fixed_batch_s"]["median"]
+                                        / colour["fixed_batch_s"]["median"])}
+        print(f"\nCIFAR-10 penalty step, ResNet-18 w=1/4, batch 256 (s/step): colour only "
+              f"{_fmt(colour['fixed_batch_s'])}, colour + geometry "
+              f"{_fmt(both['fixed_batch_s'])} ({result['geometry']['ratio']:.2f}x)", flush=True)
     result["wall_s"] = time.perf_counter() - started
     with open(_OUTPUT.value, "w") as f:
         json.dump(result, f, indent=2)
