@@ -1,5 +1,8 @@
-"""The benchmarked models and the step on a fixed batch, shared by run.py and profile_step.py."""
+"""What the benchmarks share: the models, the step on a fixed batch, an epoch timer."""
 
+import time
+
+import keras
 import tensorflow as tf
 
 from configs import spirograph
@@ -28,12 +31,16 @@ def fixed_batch_step(case, precision, gp_weight, jit):
     """``(step, batch)``: the compiled train step of a fresh model and one drawn batch."""
     distribute.set_precision(precision)
     config = config_for(case, precision, gp_weight, jit)
-    transform = spiro.SpirographTransform()
-    model = pretraining.build_model(config, transform, steps_per_epoch=100)
     targets = spiro.sample_targets([0, 0], config.train.batch_size)
-    batch = pipeline.draw_views(transform, targets, pipeline.fold(0, 1),
-                                config.gp.num_extra if gp_weight else 0)
-    return tf.function(model.train_step, jit_compile=jit), batch
+    return _compiled_step(config, spiro.SpirographTransform(), targets)
+
+
+def _compiled_step(config, transform, inputs):
+    """A fresh model's compiled train step and one batch of views drawn from ``inputs``."""
+    model = pretraining.build_model(config, transform, steps_per_epoch=100)
+    batch = pipeline.draw_views(transform, inputs, pipeline.fold(0, 1),
+                                config.gp.num_extra if config.gp.weight else 0)
+    return tf.function(model.train_step, jit_compile=config.train.jit_compile), batch
 
 
 def image_fixed_batch_step(covers, jit=False):
@@ -50,8 +57,20 @@ def image_fixed_batch_step(covers, jit=False):
     config.gp.weight = 0.01
     config.gp.covers = covers
     transform, shape = sources.transform_for(config)
-    model = pretraining.build_model(config, transform, steps_per_epoch=100)
     images = tf.cast(tf.random.stateless_uniform([256, *shape], [0, 0], 0, 256, tf.int32),
                      tf.uint8)
-    batch = pipeline.draw_views(transform, images, pipeline.fold(0, 1), config.gp.num_extra)
-    return tf.function(model.train_step, jit_compile=jit), batch
+    return _compiled_step(config, transform, images)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records every epoch's wall time in ``seconds``."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)

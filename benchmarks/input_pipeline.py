@@ -42,6 +42,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import cases  # noqa: E402
 from invcl_tf import configuration, pretraining  # noqa: E402
 from invcl_tf.data import pipeline, sources  # noqa: E402
 from invcl_tf.transforms import spirograph as spiro  # noqa: E402
@@ -350,18 +351,6 @@ def run_pipeline():
 # Step time, folder against memory
 
 
-class _EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def _step_seconds(config, inputs, transform, spe_full):
     """Seconds/step of each ``--step_steps``-step epoch in ``model.fit`` fed by ``inputs``,
     the first (tracing) epoch excluded."""
@@ -373,7 +362,7 @@ def _step_seconds(config, inputs, transform, spe_full):
     epochs = 1 + _REPEATS.value
     data_epochs = -(-epochs * steps // spe_full) + 1
     ds = pipeline.train_dataset(inputs, transform, batch, num_extra, config.seed, 0, data_epochs)
-    timer = _EpochTimer()
+    timer = cases.EpochTimer()
     # StopOnNonFinite reads the loss every step, as every training run does.
     model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=0, shuffle=False,
               callbacks=[pretraining.StopOnNonFinite(spe_full), timer])

@@ -70,24 +70,6 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _epoch_timer():
-    """A Keras callback that records every epoch's wall time in ``.seconds``."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
-
-
 def _timed(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
@@ -114,7 +96,7 @@ def measure_step(case, precision, jit, gp_weight, repeats, steps_per_epoch):
     config.train.epochs = repeats + 1
     data = sources.load(config)
     model = pretraining.build_model(config, data.transform, steps_per_epoch)
-    timer = _epoch_timer()
+    timer = cases.EpochTimer()
     pretraining.fit(model, config, data.train_x, data.transform, callbacks=[timer], verbose=0)
     in_fit = [s / steps_per_epoch for s in timer.seconds[1:]]
     return {"fixed_batch_s": summary(fixed), "fit_s": summary(in_fit)}
