@@ -66,7 +66,7 @@ def evaluate_and_report(encoder, config, run_dir, num_passes=None):
 def robustness_and_report(encoder, config, run_dir):
     """Runs the test-time nuisance sweeps, writes ``robustness.json`` and its plot, prints."""
     data = sources.load(config)
-    sweeps = sources.robustness_sweeps(data, config.eval.robustness_values)
+    sweeps = sources.robustness_sweeps(data, config)
     found = eval_protocol.robustness(encoder, data, config, sweeps)
     paths = results_io.write_robustness(found, run_dir)
     print(results_io.format_robustness(found))

@@ -108,6 +108,10 @@ def base_config():
     config.eval.every_epochs = 10
     config.eval.monitor_size = 5000  # inputs per split for the quick in-training probe
     config.eval.robustness_values = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+    # Image datasets' geometric sweeps: whole images rotated U(−v, v) degrees, or shifted
+    # U(−v, v) times the side in each direction, whatever the penalty covered in training.
+    config.eval.rotation_values = (0.0, 15.0, 45.0, 90.0, 180.0)
+    config.eval.shift_values = (0.0, 0.05, 0.1, 0.2)
 
     # invcl-report: the seeds x λ study (weights None: 0, this config's gp.weight and 0.1).
     config.report = ml_collections.ConfigDict()
@@ -132,6 +136,8 @@ def shrink_for_tests(config, train_size, test_size, batch_size, epochs, num_extr
     config.eval.batch_size = test_size
     config.eval.every_epochs = 1
     config.eval.monitor_size = batch_size * 2
+    config.eval.rotation_values = (90.0,)
+    config.eval.shift_values = (0.1,)
     return config
 
 
@@ -184,6 +190,9 @@ def validate(config):
                  "must be > 0 in every channel")
     _require(config.dataset.rotation >= 0 and config.dataset.shift >= 0,
              "dataset.rotation/shift", "must be >= 0 (the half-widths of their ranges)")
+    for field in ("rotation_values", "shift_values"):
+        _require(all(v >= 0 for v in config.eval[field]), f"eval.{field}",
+                 "must all be >= 0 (the half-widths of the test-time ranges)")
     _require(config.gp.covers in COVERS, "gp.covers",
              f"unknown {config.gp.covers!r}; choose one of {', '.join(COVERS)}")
     if name == "spirograph":

@@ -2,7 +2,8 @@
 
 Writes ``DIR/results.json`` and ``DIR/feature_averaging.png`` (or into ``--output_dir``) and
 prints a table. With ``--robustness`` it instead sweeps test-time nuisance shifts
-(``eval.robustness_values``) and writes ``robustness.json`` and ``robustness.png``. The run's
+(``eval.robustness_values``; images also ``eval.rotation_values`` and
+``eval.shift_values``) and writes ``robustness.json`` and ``robustness.png``. The run's
 stored config is used; ``--config.eval.*`` and ``--config.dataset.data_dir`` override it.
 """
 

@@ -70,7 +70,7 @@ def _train_and_evaluate(config, directory):
     data = sources.load(config)
     results = eval_protocol.evaluate(model.encoder, data, config)
     if config.report.robustness and data.task != "unlabelled":
-        sweeps = sources.robustness_sweeps(data, config.eval.robustness_values)
+        sweeps = sources.robustness_sweeps(data, config)
         results_io.write_robustness(eval_protocol.robustness(model.encoder, data, config,
                                                              sweeps), directory)
     results_io.write_results(results, directory)

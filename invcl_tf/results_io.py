@@ -117,22 +117,49 @@ def format_robustness(found):
     return "\n".join(lines)
 
 
+#: The x axis of each robustness sweep (by name, then by prefix); others share the last.
+_SWEEP_AXES = (("color_strength", "colour jitter strength"),
+               ("rotation", "rotation range ±v (degrees)"),
+               ("shift", "shift range ±v (fraction of the side)"),
+               ("rotation_", "rotation range: shift / widening (radians)"),
+               ("shift_", "shift ranges: shift / widening (grid units)"),
+               ("", "nuisance range: shift / widening (parameter units)"))
+
+
+def sweep_label(name):
+    """The x-axis label of the robustness sweep ``name`` (what its values measure)."""
+    return next(label for key, label in _SWEEP_AXES
+                if name == key or ((key.endswith("_") or not key) and name.startswith(key)))
+
+
+def sweep_axes(sweeps):
+    """``{x-axis label: [sweep names]}``: sweeps in the same units share an axis."""
+    axes = {}
+    for name in sorted(sweeps):
+        axes.setdefault(sweep_label(name), []).append(name)
+    return axes
+
+
 def write_robustness(found, directory):
     """Writes ``robustness.json`` and a PNG of the probe's metric against each sweep's value."""
     path = os.path.join(directory, ROBUSTNESS_FILE)
     _write_json(found, path)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
     metric = "mse" if "mse" in next(iter(found.values()))[0] else "accuracy"
-    for name, points in found.items():
-        ax.plot([p["value"] for p in points], [p[metric] for p in points], "o-", label=name)
-    ax.set_xlabel("shift / widening / colour strength")
-    ax.set_ylabel(f"test {metric} (M = 1)")
-    if metric == "mse":
-        ax.set_yscale("log")
-    ax.set_title("Robustness to test-time nuisance")
-    ax.legend(fontsize="small")
-    ax.grid(True, alpha=0.3)
+    axes = sweep_axes(found)
+    fig, panels = plt.subplots(1, len(axes), figsize=(5 * len(axes), 3.8), squeeze=False)
+    for ax, (label, names) in zip(panels.flat, axes.items()):
+        for name in names:
+            points = found[name]
+            ax.plot([p["value"] for p in points], [p[metric] for p in points], "o-",
+                    label=name)
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"test {metric} (M = 1)")
+        if metric == "mse":
+            ax.set_yscale("log")
+        ax.legend(fontsize="small")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle("Robustness to test-time nuisance")
     fig.tight_layout()
     plot = os.path.join(directory, ROBUSTNESS_PLOT)
     fig.savefig(plot, dpi=120)

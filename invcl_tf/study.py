@@ -697,7 +697,7 @@ def plot_robustness(report, path):
         if metric == "mse":
             ax.set_yscale("log")
         ax.set_title(sweep)
-        ax.set_xlabel("shifted value")
+        ax.set_xlabel(results_io.sweep_label(sweep))
         ax.set_ylabel(f"test {metric} (M = 1)")
         ax.legend(fontsize="small")
         ax.grid(True, alpha=0.3)

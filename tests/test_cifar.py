@@ -62,7 +62,7 @@ def test_train_and_evaluate_on_mock_data(tmp_path):
         results = eval_protocol.evaluate(model.encoder, data, config)
         found = eval_protocol.robustness(
             model.encoder, data, config,
-            sources.robustness_sweeps(data, config.eval.robustness_values))
+            sources.robustness_sweeps(data, config))
         images = next(iter(data.test_x.batches(4))).numpy().astype("float32") / 255.0
     assert np.isfinite(model.history.history["loss"]).all()
     assert "monitor_probe_accuracy" in model.history.history
@@ -74,6 +74,8 @@ def test_train_and_evaluate_on_mock_data(tmp_path):
     assert results["penalty_estimate"] > 0 and results["conditional_variance"] >= 0
     assert [p["value"] for p in found["color_strength"]] == [0.0, 1.0]
     assert all(0.0 <= p["accuracy"] <= 1.0 for p in found["color_strength"])
+    assert [p["value"] for p in found["rotation"]] == [90.0]
+    assert [p["value"] for p in found["shift"]] == [0.1]
 
     # The export normalises inside and averages over crop + flip + jitter views in the graph.
     path = serving.export(model.encoder, model.head, data.transform, (32, 32, 3),

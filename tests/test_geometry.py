@@ -110,6 +110,35 @@ def test_apply_flips_the_marked_examples_and_has_the_prior_variance():
     assert variance[0] < 9 ** 2 / 12
 
 
+def test_whole_image_warp_rotates_shifts_and_resizes_without_crop_parameters():
+    # crop=False (the test-time sweeps): α holds only the rotation and shift.
+    image = tf.reshape(tf.range(9, dtype=tf.float32), [1, 3, 3, 1])
+    grid = image[0, :, :, 0].numpy()
+    turn = geometry.GeometricTransform(None, 3, rotation=90.0, flip=False, crop=False)
+    assert turn.names == ("rotation",) and turn.num_params == 1
+    no_flip = tf.zeros([1, 1])
+    out = turn.apply(image, tf.constant([[math.pi / 2]]), no_flip)[0, :, :, 0].numpy()
+    np.testing.assert_allclose(out, [[grid[2 - j, i] for j in range(3)] for i in range(3)],
+                               atol=1e-5)
+    np.testing.assert_allclose(turn.apply(image, tf.zeros([1, 1]), no_flip), image, atol=1e-6)
+    move = geometry.GeometricTransform(None, 3, shift=0.5, flip=False, crop=False)
+    assert move.names == ("shift_row", "shift_col")
+    out = move.apply(image, tf.constant([[0.0, -1.0 / 3.0]]), no_flip)[0, :, :, 0].numpy()
+    np.testing.assert_allclose(out, grid[:, [0, 0, 1]], atol=1e-5)
+    # Draws lie in the ranges; no rotation or shift leaves a plain resize, which samples the
+    # first and last pixel centres as bilinear resizing with aligned corners does.
+    angles = turn.sample_params(tf.constant([1, 2], tf.int64), [1000]).numpy()
+    assert angles.shape == (1000, 1) and np.abs(angles).max() <= math.pi / 2
+    assert np.abs(angles).max() > 0.95 * math.pi / 2
+    images = _images(batch=2, height=9, width=9)
+    plain = geometry.GeometricTransform(None, 5, flip=False, crop=False)
+    alpha = plain.sample_params(tf.constant([1, 2], tf.int64), [2])
+    assert alpha.shape == (2, 0)
+    expected = tf.compat.v1.image.resize_bilinear(images, [5, 5], align_corners=True)
+    np.testing.assert_allclose(plain.apply(images, alpha, tf.zeros([2, 1])), expected,
+                               atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # Composition with the colour distortion, and the penalty through both
 
@@ -194,7 +223,9 @@ def test_configs_choose_what_the_penalty_covers():
     configuration.validate(config)
     assert sources.transform_for(config)[0].num_params == 5 + 4
     for field, value, named in (("gp.covers", "geometry", "gp.covers"),
-                                ("dataset.shift", -0.1, "dataset.rotation/shift")):
+                                ("dataset.shift", -0.1, "dataset.rotation/shift"),
+                                ("eval.rotation_values", (0.0, -5.0), "eval.rotation_values"),
+                                ("eval.shift_values", (-0.1,), "eval.shift_values")):
         bad = cifar10.get_config("tiny")
         section, name = field.split(".")
         setattr(getattr(bad, section), name, value)

@@ -231,17 +231,30 @@ def load(config):
 _BACKGROUND = ("rback", "gback", "bback")
 
 
-def robustness_sweeps(data, values):
-    """Test-time nuisance shifts of SPEC §5: ``{sweep: [(value, transform), ...]}``.
+def robustness_sweeps(data, config):
+    """Test-time nuisance shifts of SPEC §5: ``{sweep: [(value, transform), ...]}``, for the
+    values v in ``config.eval.robustness_values`` (and the geometric sweeps' own).
 
-    CIFAR: colour jitter of strength s always applied (no random apply, grayscale, crop or
-    flip). Spirograph: the background colours' and h's ranges shifted by v or widened by v,
-    and in the geometric variant the rotation's (radians) and the shifts' (grid units).
+    Images: colour jitter of strength v always applied (no random apply, grayscale, crop or
+    flip); beyond SPEC, the whole image rotated U(−v, v) degrees for v in
+    ``eval.rotation_values`` or shifted U(−v, v) times its side for v in
+    ``eval.shift_values`` (bilinear, edges repeated; no colour, crop or flip). Spirograph:
+    the background colours' and h's ranges shifted by v or widened by v, and in the geometric
+    variant the rotation's (radians) and the shifts' (grid units).
     """
+    values = config.eval.robustness_values
     if data.task == "classification":
-        return {"color_strength": [
+        sweeps = {"color_strength": [
             (s, data.transform.variant(strength=s, p_jitter=1.0, p_gray=0.0, crop=False,
                                        flip=False)) for s in values]}
+        still = data.transform.variant(crop=False, flip=False, p_jitter=0.0, p_gray=0.0)
+        for name in ("rotation", "shift"):
+            points = config.eval[f"{name}_values"]
+            if points:
+                sweeps[name] = [(v, base.Composed(geometry.GeometricTransform(
+                    None, still.image_size, flip=False, crop=False, **{name: v}), still))
+                    for v in points]
+        return sweeps
     ranges = data.transform.ranges
     sweeps = {}
     groups = [("background", _BACKGROUND), ("h", ("h",))]

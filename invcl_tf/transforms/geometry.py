@@ -108,20 +108,24 @@ class GeometricTransform(DifferentiableTransform):
 
     Takes uncropped images ``[B, H, W, C]`` of side ``input_size``, returns ``image_size``.
     ``rotation``: the angle is U(−rotation, rotation) degrees (0: no rotation parameter);
-    ``shift``: each shift is U(−shift, shift) times the side (0: no shift parameters).
+    ``shift``: each shift is U(−shift, shift) times the side (0: no shift parameters);
+    ``crop=False``: the whole image, resized (no crop parameters; ``input_size`` unused), as
+    the test-time rotation and shift sweeps use it.
     """
 
     num_aux = 1
 
     def __init__(self, input_size, image_size, rotation=0.0, shift=0.0, flip=True,
-                 scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+                 scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), crop=True):
         if rotation < 0 or shift < 0:
             raise ValueError(f"rotation and shift ranges must be >= 0, got {rotation}, {shift}")
-        self.input_size, self.image_size = int(input_size), int(image_size)
+        self.crop = bool(crop)
+        self.input_size = int(input_size) if self.crop else input_size
+        self.image_size = int(image_size)
         self.rotation, self.shift, self.flip = float(rotation), float(shift), bool(flip)
         self.scale, self.ratio = tuple(scale), tuple(ratio)
-        self.names = PARAM_NAMES[:4] + (PARAM_NAMES[4:5] if self.rotation else ()) + (
-            PARAM_NAMES[5:] if self.shift else ())
+        self.names = (PARAM_NAMES[:4] if self.crop else ()) + (
+            PARAM_NAMES[4:5] if self.rotation else ()) + (PARAM_NAMES[5:] if self.shift else ())
         self.num_params = len(self.names)
         self._variance = None
 
@@ -130,10 +134,12 @@ class GeometricTransform(DifferentiableTransform):
         rotation and shift; ``batch_shape + [K]``."""
         count = tf.reduce_prod(batch_shape)
         fold = tf.random.experimental.stateless_fold_in
-        size = self.input_size
-        boxes = crop.sample_crop_boxes(fold(seed, _BOX_SALT), count, size, size, self.scale,
-                                       self.ratio)
-        parts = [box_params(boxes, size, size)]
+        parts = [tf.zeros([count, 0])]
+        if self.crop:
+            size = self.input_size
+            boxes = crop.sample_crop_boxes(fold(seed, _BOX_SALT), count, size, size,
+                                           self.scale, self.ratio)
+            parts.append(box_params(boxes, size, size))
         if self.rotation:
             limit = math.radians(self.rotation)
             parts.append(tf.random.stateless_uniform([count, 1], fold(seed, _ROTATION_SALT),
@@ -159,6 +165,11 @@ class GeometricTransform(DifferentiableTransform):
 
     def apply(self, x, alpha, aux):
         """Warps prepared images ``x`` with ``alpha`` and flips those ``aux`` marks."""
+        if not self.crop:  # the whole image's box, then the rotation and shift
+            height, width = x.shape[1], x.shape[2]
+            whole = tf.constant([(height - 1) / 2, (width - 1) / 2, 0.0, math.log(width / height)],
+                                alpha.dtype)
+            alpha = tf.concat([tf.broadcast_to(whole, [tf.shape(alpha)[0], 4]), alpha], axis=-1)
         out = warp(x, alpha, self.image_size)
         flip = tf.cast(aux[:, 0], tf.bool)[:, None, None, None]
         return tf.where(flip, tf.reverse(out, axis=[2]), out)
