@@ -22,8 +22,8 @@ class ConfigError(errors.UserError, ValueError):
 
 
 #: Fields a resumed run may change: they do not change what training computes.
-RESUMABLE_CHANGES = ("eval.", "distribute", "train.jit_compile", "dataset.data_dir",
-                     "report.")
+RESUMABLE_CHANGES = ("eval.", "distribute", "train.jit_compile", "train.steps_per_execution",
+                     "dataset.data_dir", "report.")
 #: Fields ``invcl-evaluate`` may override on a trained run's config.
 EVALUATION_OVERRIDES = ("eval.", "dataset.data_dir")
 PROBE_TARGETS = ("fresh", "pretraining")
@@ -83,6 +83,10 @@ def base_config():
     config.train.jit_compile = False  # XLA measured 2x slower on CPU; try it on GPUs
     config.train.precision = "float32"  # or mixed_float16 / mixed_bfloat16
     config.train.checkpoint_every_steps = 0  # 0: at the end of every epoch only
+    # Steps per call into the graph (Keras's compile argument): the host reads the logs and
+    # runs the per-batch callbacks once per call, so a fast accelerator does not wait on
+    # Python between steps. Must divide the steps per epoch; the results do not change.
+    config.train.steps_per_execution = 1
 
     config.gp = ml_collections.ConfigDict()
     config.gp.weight = 0.01
@@ -212,6 +216,8 @@ def validate(config):
              f"unknown stem {config.model.stem!r}; choose one of {', '.join(STEMS)}")
     _require(config.train.checkpoint_every_steps >= 0, "train.checkpoint_every_steps",
              "must be >= 0 (0: once an epoch)")
+    _require(config.train.steps_per_execution >= 1, "train.steps_per_execution",
+             "must be >= 1")
     _require(config.model.arch in ARCHS, "model.arch",
              f"unknown arch {config.model.arch!r}; choose one of {', '.join(sorted(ARCHS))}")
     _require(config.model.width_multiplier > 0, "model.width_multiplier", "must be > 0")
@@ -256,6 +262,19 @@ def check_replicas(config, num_replicas):
                                     "--config.train.batch_size")
     except replicas.UnevenBatchError as err:
         raise ConfigError(str(err)) from err
+
+
+def check_steps_per_execution(config, steps_per_epoch, steps_left=None):
+    """Raises ``ConfigError`` unless ``train.steps_per_execution`` divides the epoch's steps
+    (and ``steps_left``, those left of a resumed epoch), so calls end on epoch boundaries."""
+    every = config.train.steps_per_execution
+    for steps, what in ((steps_per_epoch, "of an epoch"),
+                        (steps_left, "left of the resumed epoch")):
+        if steps is not None and steps % every:
+            divisors = [str(d) for d in range(1, steps + 1) if steps % d == 0]
+            raise ConfigError(
+                f"--config.train.steps_per_execution={every} does not divide the {steps} "
+                f"steps {what}: choose one of {', '.join(divisors)}")
 
 
 def training_changes(stored, current):

@@ -61,8 +61,13 @@ def fit(model, strategy, make_dataset, epochs, initial_epoch, steps_per_epoch, c
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
+    every = model.steps_per_execution  # steps per call, as fit runs them
+
     @tf.function
-    def step(it):
+    def steps(it):
+        if every > 1:  # a graph loop, not an unrolled one: one more copy of the step at most
+            for _ in tf.range(every - 1):
+                strategy.run(model.train_step, args=(next(it),))
         logs = strategy.run(model.train_step, args=(next(it),))
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                 for k, v in logs.items()}
@@ -77,10 +82,10 @@ def fit(model, strategy, make_dataset, epochs, initial_epoch, steps_per_epoch, c
         for metric in model.metrics:
             metric.reset_state()
         callback_list.on_epoch_begin(epoch)
-        for batch in range(steps_per_epoch):
-            callback_list.on_train_batch_begin(batch)
-            logs = {k: float(v) for k, v in step(iterator).items()}
-            callback_list.on_train_batch_end(batch, logs)
+        for first in range(0, steps_per_epoch, every):
+            callback_list.on_train_batch_begin(first)
+            logs = {k: float(v) for k, v in steps(iterator).items()}
+            callback_list.on_train_batch_end(first + every - 1, logs)
         callback_list.on_epoch_end(epoch, logs)
         if model.stop_training:
             break

@@ -39,7 +39,8 @@ def build_model(config, transform, steps_per_epoch):
     optimizer = LARS(learning_rate=schedule, momentum=config.train.momentum,
                      lars_weight_decay=config.train.weight_decay,
                      trust_coefficient=config.train.trust_coefficient)
-    model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile)
+    model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile,
+                  steps_per_execution=config.train.steps_per_execution)
     optimizer.build(model.trainable_variables)
     return model
 
@@ -89,8 +90,11 @@ class Checkpointer(keras.callbacks.Callback):
         self._step = steps_done(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._step += 1
-        if self.every_steps and self._step % self.every_steps == 0:
+        # A "batch" is one call of train.steps_per_execution steps: save when a call crossed
+        # a multiple of every_steps.
+        before = self._step
+        self._step += self.model.steps_per_execution
+        if self.every_steps and self._step // self.every_steps > before // self.every_steps:
             self._save(self._step, f"step {self._step}")
 
     def on_epoch_end(self, epoch, logs=None):
@@ -121,10 +125,12 @@ class StopOnNonFinite(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             step = steps_done(self.model)
+            every = self.model.steps_per_execution
+            when = f"at step {step}" if every == 1 else f"by step {step} (read every {every})"
             kept = (f"; the last good checkpoint in {self.checkpoint_dir} is kept"
                     if self.checkpoint_dir else "")
             raise NonFiniteLossError(
-                f"the loss became non-finite ({float(loss)}) at step {step} (epoch "
+                f"the loss became non-finite ({float(loss)}) {when} (epoch "
                 f"{(step - 1) // self.steps_per_epoch + 1}){kept} (lower "
                 "--config.train.base_lr or --config.gp.weight and start a new workdir)")
 
@@ -176,6 +182,7 @@ def fit(model, config, train_x, transform, start_epoch=0, epochs=None, callbacks
     strategy = model.distribute_strategy
     configuration.check_replicas(config, strategy.num_replicas_in_sync)  # custom loop too
     spe = pipeline.steps_per_epoch(len(train_x), config.train.batch_size)
+    configuration.check_steps_per_execution(config, spe, spe - start_step)
     num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
     callbacks = [StopOnNonFinite(spe, checkpoint_dir), *callbacks]
 
@@ -212,10 +219,11 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     configuration.check_replicas(config, strategy.num_replicas_in_sync)
     chief = custom_loop.is_chief(strategy)
     data = sources.load(config)  # before the workdir: missing data must leave nothing behind
+    spe = pipeline.steps_per_epoch(len(data.train_x), config.train.batch_size)
+    configuration.check_steps_per_execution(config, spe)
     if chief:
         workdir_lib.prepare(workdir, config)
     keras.utils.set_random_seed(config.seed)
-    spe = pipeline.steps_per_epoch(len(data.train_x), config.train.batch_size)
     distribute.set_precision(config.train.precision)
     with strategy.scope():
         model = build_model(config, data.transform, spe)

@@ -54,7 +54,8 @@ def _run_cluster(workdir, *flags, config=TINY):
 
 def test_two_workers_train_and_write_one_set_of_outputs(tmp_path):
     workdir = tmp_path / "run"
-    chief_out, worker_out = _run_cluster(workdir)
+    # Four steps per call of the custom loop; the one-process reference calls once a step.
+    chief_out, worker_out = _run_cluster(workdir, "--config.train.steps_per_execution=4")
     assert "Linear probe, test MSE" in chief_out
     assert "Linear probe" not in worker_out
     names = sorted(os.listdir(workdir))
