@@ -18,8 +18,9 @@ functions or dtype policy cannot leak into the next), and every figure is the me
 * ``renderer``: Spirograph images per second, forward and with the gradient with respect to
   the nuisance, batch 512, XLA off and on;
 * ``encoding``: feature-averaged encoding (render + encoder in inference mode) at 1/4 width,
-  images per second, as the evaluation does it (``eval_protocol.ViewEncoder``) and through
-  the exported SavedModel's ``encode_averaged``;
+  images per second, as the evaluation does it (``eval_protocol.ViewEncoder``; float32 and
+  ``eval.precision=mixed_bfloat16``) and through the exported SavedModel's
+  ``encode_averaged``;
 * ``demo_eval``: wall time of the CPU demo's whole evaluation (configs/spirograph_cpu.py, an
   untrained encoder: the time does not depend on the weights);
 * ``geometry``: the penalty step of CIFAR-10's config at 1/4 width, batch 256, on a fixed
@@ -146,6 +147,10 @@ def measure_encoding(repeats):
     seeds = [pipeline.fold(0, p) for p in range(_ENCODE_VIEWS)]
     images = _ENCODE_INPUTS * _ENCODE_VIEWS
     evaluation = _timed(lambda: views.encode_passes(targets, seeds, [_ENCODE_VIEWS]), repeats, 1)
+    rounded = eval_protocol.ViewEncoder(
+        eval_protocol.inference_encoder(model.encoder, "mixed_bfloat16"), model.transform,
+        _ENCODE_BATCH)
+    bf16 = _timed(lambda: rounded.encode_passes(targets, seeds, [_ENCODE_VIEWS]), repeats, 1)
     with tempfile.TemporaryDirectory() as root:
         path = serving.export(model.encoder, model.head, model.transform, (4,), "{}",
                               os.path.join(root, "export"))
@@ -160,6 +165,7 @@ def measure_encoding(repeats):
 
         exported = _timed(saved_model, repeats, 1)
     return {"evaluation_images_per_s": summary([images / s for s in evaluation]),
+            "evaluation_bf16_images_per_s": summary([images / s for s in bf16]),
             "saved_model_images_per_s": summary([images / s for s in exported]),
             "views": _ENCODE_VIEWS, "inputs": _ENCODE_INPUTS, "batch": _ENCODE_BATCH}
 
@@ -294,7 +300,8 @@ def main(argv):
         result["encoding"] = r
         print(f"\nfeature-averaged encoding, ResNet-18 w=1/4, {r['inputs']} inputs x "
               f"{r['views']} views, batch {r['batch']} (images/s): evaluation "
-              f"{_fmt(r['evaluation_images_per_s'], 0)}, SavedModel encode_averaged "
+              f"{_fmt(r['evaluation_images_per_s'], 0)} (eval.precision=mixed_bfloat16: "
+              f"{_fmt(r['evaluation_bf16_images_per_s'], 0)}), SavedModel encode_averaged "
               f"{_fmt(r['saved_model_images_per_s'], 0)}; peak RSS {r['peak_rss_mb']:.0f} MB",
               flush=True)
     if "demo_eval" in sections:

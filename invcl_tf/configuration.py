@@ -109,6 +109,10 @@ def base_config():
     config.eval.nuisance_l2 = 1e-5
     config.eval.variance_copies = 10
     config.eval.batch_size = 500
+    # The probes' encoder passes: float32, or mixed_bfloat16 (faster on CPUs and GPUs with
+    # bf16 units; features within bf16 rounding, summed in float64 either way). The penalty
+    # estimate differentiates in float32 always.
+    config.eval.precision = "float32"
     config.eval.every_epochs = 10
     config.eval.monitor_size = 5000  # inputs per split for the quick in-training probe
     config.eval.robustness_values = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -167,6 +171,8 @@ def _require(condition, field, message):
         raise ConfigError(f"--config.{field}: {message}")
 
 
+#: The evaluation encoder's dtype policies (``eval.precision``).
+EVAL_PRECISIONS = ("float32", "mixed_bfloat16")
 #: What the penalty can cover on image datasets (``gp.covers``).
 COVERS = ("color", "color+geometry")
 
@@ -194,6 +200,8 @@ def validate(config):
                  "must be > 0 in every channel")
     _require(config.dataset.rotation >= 0 and config.dataset.shift >= 0,
              "dataset.rotation/shift", "must be >= 0 (the half-widths of their ranges)")
+    _require(config.eval.precision in EVAL_PRECISIONS, "eval.precision",
+             f"unknown {config.eval.precision!r}; choose one of {', '.join(EVAL_PRECISIONS)}")
     for field in ("rotation_values", "shift_values"):
         _require(all(v >= 0 for v in config.eval[field]), f"eval.{field}",
                  "must all be >= 0 (the half-widths of the test-time ranges)")

@@ -5,11 +5,13 @@ Every draw is keyed on (seed, split, pass, batch), so the same config gives the 
 
 import math
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from invcl_tf import errors, probe, variance
 from invcl_tf.data import pipeline
+from invcl_tf.models.batch_norm import rebuilt
 from invcl_tf.penalty import gradient_penalty, rademacher
 
 _PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR, _VARIANTS, _ROBUSTNESS = range(6)
@@ -167,6 +169,17 @@ def _scorer(data, config, split):
         data.label_names)
 
 
+def inference_encoder(encoder, precision):
+    """``encoder``, or its copy computing under the dtype policy ``precision`` (an
+    ``eval.precision``) when that is not float32."""
+    if precision == "float32":
+        return encoder
+    if not isinstance(encoder, keras.Model):
+        raise errors.InputError(f"--config.eval.precision={precision} recasts a Keras "
+                                "encoder: evaluate the run's --workdir, or use float32")
+    return rebuilt(encoder, dtype=precision)
+
+
 def _by_m(scores):
     """{M: {metric: v}} -> {metric: {"M": v}} (M as a string key, for JSON)."""
     metrics = next(iter(scores.values()))
@@ -204,7 +217,8 @@ def evaluate(encoder, data, config, num_passes=None):
         num_passes = [1]  # no probe to average for; one pass feeds the nuisance probe
     split = _split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
-    views = ViewEncoder(encoder, data.transform, config.eval.batch_size)
+    passes_encoder = inference_encoder(encoder, config.eval.precision)
+    views = ViewEncoder(passes_encoder, data.transform, config.eval.batch_size)
     copies = config.eval.variance_copies
     scores, first = feature_averaged_scores(views, split, num_passes,
                                             _scorer(data, config, split), seed,
@@ -213,7 +227,7 @@ def evaluate(encoder, data, config, num_passes=None):
     variants = sorted(data.eval_transforms.items()) if labelled else []
     for i, (name, transform) in enumerate(variants):
         passes = [1] if name == "untransformed" else num_passes
-        other = ViewEncoder(encoder, transform, config.eval.batch_size)
+        other = ViewEncoder(passes_encoder, transform, config.eval.batch_size)
         variant_scores, _ = feature_averaged_scores(
             other, split, passes, _scorer(data, config, split),
             pipeline.fold(seed, _VARIANTS, i))
@@ -235,6 +249,7 @@ def evaluate(encoder, data, config, num_passes=None):
         "probe_inputs": "pretraining" if data.probe_x is None else "fresh",
         "num_test": len(split["test_x"]),
         "num_passes": num_passes,
+        "eval_precision": config.eval.precision,
         "task": data.task,
     })
     return results
@@ -251,6 +266,7 @@ def robustness(encoder, data, config, sweeps):
                                 "give the folder class subfolders")
     split = _split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _ROBUSTNESS)
+    encoder = inference_encoder(encoder, config.eval.precision)
     found = {}
     for i, (name, points) in enumerate(sorted(sweeps.items())):
         found[name] = []

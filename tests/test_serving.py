@@ -169,3 +169,31 @@ def test_evaluating_the_saved_model_matches_the_checkpoint(exported):
         from_model["conditional_variance"], rel=1e-4)
     assert from_export["penalty_estimate"] == pytest.approx(from_model["penalty_estimate"],
                                                             rel=1e-4)
+
+
+def test_bfloat16_evaluation_rounds_the_encoder_and_nothing_else(exported):
+    config = configuration.with_overrides(exported["config"],
+                                          {"eval.num_passes": (1, 10)})
+    data = sources.load(config)
+    encoder = exported["model"].encoder
+    exact = eval_protocol.evaluate(encoder, data, config)
+    config.eval.precision = "mixed_bfloat16"
+    rounded = eval_protocol.evaluate(encoder, data, config)
+    assert rounded["eval_precision"] == "mixed_bfloat16" != exact["eval_precision"]
+    # bf16 keeps 8 bits of mantissa: scores move by a few per cent at most, and do move.
+    for m, value in exact["mse"].items():
+        assert rounded["mse"][m] == pytest.approx(value, rel=0.05)
+        assert rounded["mse"][m] != value
+    assert rounded["conditional_variance"] == pytest.approx(exact["conditional_variance"],
+                                                            rel=0.05)
+    assert rounded["penalty_estimate"] == exact["penalty_estimate"]  # float32 gradients
+    x = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype("float32")
+    copy = eval_protocol.inference_encoder(encoder, config.eval.precision)
+    assert {layer.compute_dtype for layer in copy.layers[1:]} == {"bfloat16"}
+    for a, b in zip(copy.weights, encoder.weights):  # mixed: float32 variables, same values
+        assert a.dtype == "float32"
+        np.testing.assert_array_equal(a, b)
+    h, exact_h = np.asarray(copy(x, training=False), "float32"), encoder(x, training=False)
+    assert 1e-4 < np.abs(h - exact_h).max() / np.abs(exact_h).max() < 0.05
+    with pytest.raises(eval_protocol.errors.InputError, match="eval.precision"):
+        eval_protocol.evaluate(serving.SavedEncoder(exported["path"]), data, config)

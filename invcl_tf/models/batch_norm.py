@@ -124,15 +124,20 @@ def batch_norm(name, sync_bn=True, center=True, scale=True):
                      synchronized=sync_bn, name=name)
 
 
-def with_batch_norm(model, layer_class):
-    """A copy of ``model`` (same weights) whose batch-norm layers are ``layer_class``:
-    ``keras.layers.BatchNormalization`` for files that load without this package, ``BatchNorm``
-    to train or evaluate fast again."""
+def rebuilt(model, batch_norm=None, dtype=None):
+    """A copy of ``model`` with its weights, whose batch-norm layers are ``batch_norm`` when
+    given (``keras.layers.BatchNormalization`` for files that load without this package,
+    ``BatchNorm`` to train or evaluate fast again) and whose layers compute under the dtype
+    policy ``dtype`` when given (e.g. ``"mixed_bfloat16"`` for inference)."""
 
     def clone(layer):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            return layer_class.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
+        config = layer.get_config()
+        if dtype is not None:
+            config["dtype"] = dtype
+        cls = layer.__class__
+        if batch_norm is not None and isinstance(layer, keras.layers.BatchNormalization):
+            cls = batch_norm
+        return cls.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=clone)
     copy.set_weights(model.get_weights())
