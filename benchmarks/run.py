@@ -9,6 +9,8 @@ Every measurement runs in its own process (a fresh TensorFlow, so one case's mem
 functions or dtype policy cannot leak into the next), and every figure is the median of
 ``--repeats`` values with their min and max:
 
+* ``peak``: the machine's dense matrix-product rate in float32 and bfloat16 (GFLOP/s), against
+  which the encoding throughput below is put (the encoder's FLOPs from TF's profiler);
 * ``steps``: seconds per training step, (1) inside ``model.fit`` with the real input pipeline,
   from whole epochs after a first one that traces and warms up (what a user gets; the
   Spirograph pipeline of ``invcl-train``, ``--steps_per_epoch`` steps an epoch), and (2) the
@@ -45,8 +47,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-_SECTIONS = flags.DEFINE_list("sections", ["steps", "renderer", "encoding", "demo_eval",
-                                           "geometry"], "What to measure.")
+_SECTIONS = flags.DEFINE_list("sections", ["peak", "steps", "renderer", "encoding",
+                                           "demo_eval", "geometry"], "What to measure.")
 _CASES = flags.DEFINE_list("cases", ["quarter", "full"], "Step cases (benchmarks/cases.py).")
 _PRECISION = flags.DEFINE_list("precision", ["float32", "mixed_bfloat16"], "Dtype policies.")
 _JIT = flags.DEFINE_list("jit", ["false", "true"], "XLA settings (jit_compile).")
@@ -134,6 +136,33 @@ def _quarter_model():
     return config, pretraining.build_model(config, spiro.SpirographTransform(), 100)
 
 
+def measure_peak(dtype, repeats, size=2048):
+    """The machine's dense float32 or bfloat16 matrix-product rate, GFLOP/s (2·n³ a product)."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_normal([size, size], [0, 1], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    product = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
+    seconds = _timed(lambda: [float(product(a)) for _ in range(5)], repeats)
+    return {"gflop_per_s": summary([5 * 2 * size ** 3 / s / 1e9 for s in seconds]),
+            "size": size}
+
+
+def encoder_mflop(width):
+    """Floating-point operations of one ResNet-18 forward at ``width``, 32×32, in millions
+    (TF's profiler count: a multiply-add is 2)."""
+    import tensorflow as tf
+    from tensorflow.python.profiler import model_analyzer, option_builder
+    from invcl_tf.models.resnet import build_encoder
+
+    encoder = build_encoder("resnet18", width, (32, 32, 3))
+    graph = tf.function(lambda x: encoder(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, 32, 32, 3])).graph
+    info = model_analyzer.profile(graph, options=option_builder.ProfileOptionBuilder(
+        option_builder.ProfileOptionBuilder.float_operation()).with_empty_output().build())
+    return info.total_float_ops / 1e6
+
+
 def measure_encoding(repeats):
     """Feature-averaged encoding at width 1/4: the evaluation's loop and the SavedModel."""
     import tensorflow as tf
@@ -164,7 +193,8 @@ def measure_encoding(repeats):
                                        seed=tf.constant(0)).numpy()
 
         exported = _timed(saved_model, repeats, 1)
-    return {"evaluation_images_per_s": summary([images / s for s in evaluation]),
+    return {"encoder_mflop_per_image": encoder_mflop(0.25),
+            "evaluation_images_per_s": summary([images / s for s in evaluation]),
             "evaluation_bf16_images_per_s": summary([images / s for s in bf16]),
             "saved_model_images_per_s": summary([images / s for s in exported]),
             "views": _ENCODE_VIEWS, "inputs": _ENCODE_INPUTS, "batch": _ENCODE_BATCH}
@@ -202,6 +232,8 @@ def _run_worker(spec):
     elif kind == "renderer":
         jit, grad = args
         result = measure_renderer(jit == "true", grad == "true", repeats)
+    elif kind == "peak":
+        result = measure_peak(args[0], repeats)
     elif kind == "encoding":
         result = measure_encoding(repeats)
     elif kind == "demo_eval":
@@ -260,6 +292,11 @@ def main(argv):
     result = {"machine": _machine(), "repeats": _REPEATS.value,
               "command": " ".join(["python -m benchmarks.run", *sys.argv[1:]])}
     started = time.perf_counter()
+    if "peak" in sections:
+        result["peak"] = {dtype: _spawn(f"peak:{dtype}") for dtype in ("float32", "bfloat16")}
+        print("dense matrix product, 2048 x 2048 (GFLOP/s): " + ", ".join(
+            f"{dtype} {_fmt(r['gflop_per_s'], 0)}" for dtype, r in result["peak"].items()),
+            flush=True)
     if "steps" in sections:
         rows = []
         print("| case | precision | XLA | fit: plain s/step | fit: penalty s/step | fit ratio | "
@@ -304,6 +341,9 @@ def main(argv):
               f"{_fmt(r['evaluation_bf16_images_per_s'], 0)}), SavedModel encode_averaged "
               f"{_fmt(r['saved_model_images_per_s'], 0)}; peak RSS {r['peak_rss_mb']:.0f} MB",
               flush=True)
+        rate = r["evaluation_images_per_s"]["median"] * r["encoder_mflop_per_image"] / 1e3
+        print(f"  the encoder's {r['encoder_mflop_per_image']:.1f} MFLOP an image: "
+              f"{rate:.0f} GFLOP/s in float32", flush=True)
     if "demo_eval" in sections:
         r = _spawn("demo_eval")
         result["demo_eval"] = r
