@@ -125,8 +125,8 @@ def test_whole_image_warp_rotates_shifts_and_resizes_without_crop_parameters():
     assert move.names == ("shift_row", "shift_col")
     out = move.apply(image, tf.constant([[0.0, -1.0 / 3.0]]), no_flip)[0, :, :, 0].numpy()
     np.testing.assert_allclose(out, grid[:, [0, 0, 1]], atol=1e-5)
-    # Draws lie in the ranges; no rotation or shift leaves a plain resize, which samples the
-    # first and last pixel centres as bilinear resizing with aligned corners does.
+    # Draws lie in the ranges; no rotation or shift leaves the image resized as the
+    # evaluation's uncropped views are (antialiased), in prepare_view.
     angles = turn.sample_params(tf.constant([1, 2], tf.int64), [1000]).numpy()
     assert angles.shape == (1000, 1) and np.abs(angles).max() <= math.pi / 2
     assert np.abs(angles).max() > 0.95 * math.pi / 2
@@ -134,9 +134,9 @@ def test_whole_image_warp_rotates_shifts_and_resizes_without_crop_parameters():
     plain = geometry.GeometricTransform(None, 5, flip=False, crop=False)
     alpha = plain.sample_params(tf.constant([1, 2], tf.int64), [2])
     assert alpha.shape == (2, 0)
-    expected = tf.compat.v1.image.resize_bilinear(images, [5, 5], align_corners=True)
-    np.testing.assert_allclose(plain.apply(images, alpha, tf.zeros([2, 1])), expected,
-                               atol=1e-5)
+    expected = tf.image.resize(images, [5, 5], antialias=True)
+    out = plain.apply(plain.prepare_view(images, None), alpha, tf.zeros([2, 1]))
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf import pretraining, workdir
+from invcl_tf import configuration, pretraining, workdir
 from invcl_tf.transforms import spirograph
 from tests.interrupts import StopAtStep
 from tests.repo_configs import REPO, config_path, images as images_config
@@ -188,6 +188,20 @@ def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(t
     views = eval_protocol.ViewEncoder(model.encoder, transform, 8)
     _, alpha = views.encode(data.test_x, pipeline.fold(0, 1))
     assert alpha.shape == (16, 11)
+    # The test-time sweeps rotate and shift whole 40-pixel images resized to 32; at v = 0
+    # the views are the untransformed ones.
+    sweeps = sources.robustness_sweeps(data, config)
+    found = eval_protocol.robustness(model.encoder, data, config, sweeps)
+    assert set(found) == {"color_strength", "rotation", "shift"}
+    assert [p["value"] for p in found["rotation"]] == [90.0]
+    assert all(0 <= p["accuracy"] <= 1 for p in found["rotation"] + found["shift"])
+    zero = sources.robustness_sweeps(data, configuration.with_overrides(
+        config, {"eval.rotation_values": (0.0,)}))["rotation"][0][1]
+    seed = pipeline.fold(0, 2)
+    h_zero, _ = eval_protocol.ViewEncoder(model.encoder, zero, 8).encode(data.test_x, seed)
+    h_plain, _ = eval_protocol.ViewEncoder(
+        model.encoder, data.eval_transforms["untransformed"], 8).encode(data.test_x, seed)
+    np.testing.assert_allclose(h_zero, h_plain, rtol=1e-4, atol=1e-4)
     _, shape = sources.transform_for(config)
     path = serving.export(model.encoder, model.head, transform, shape, "{}",
                           str(tmp_path / "export"))

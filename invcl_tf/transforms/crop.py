@@ -112,6 +112,14 @@ def resize_crops(images, boxes, size=32):
         padded, normalised, tf.range(shape[0]), [size, size], method="bilinear")
 
 
+def resize_whole(images, size):
+    """Whole images at ``size`` × ``size`` (bilinear, antialiased), as the evaluation's
+    uncropped views take them; unchanged if already that size."""
+    if tuple(images.shape[1:3]) == (size, size):
+        return images
+    return tf.image.resize(images, [size, size], antialias=True)
+
+
 def _rows(draws_for, images, rows):
     """Per-example draws for ``images``: for the whole batch, or for rows ``start ..`` of a
     ``total``-row batch (``rows=(start, total)``), drawn at ``total`` and sliced."""

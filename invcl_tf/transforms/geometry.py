@@ -109,8 +109,9 @@ class GeometricTransform(DifferentiableTransform):
     Takes uncropped images ``[B, H, W, C]`` of side ``input_size``, returns ``image_size``.
     ``rotation``: the angle is U(−rotation, rotation) degrees (0: no rotation parameter);
     ``shift``: each shift is U(−shift, shift) times the side (0: no shift parameters);
-    ``crop=False``: the whole image, resized (no crop parameters; ``input_size`` unused), as
-    the test-time rotation and shift sweeps use it.
+    ``crop=False``: the whole image, resized in ``prepare_view`` as the evaluation's uncropped
+    views are (no crop parameters; ``input_size`` unused), as the test-time rotation and
+    shift sweeps use it.
     """
 
     num_aux = 1
@@ -159,9 +160,11 @@ class GeometricTransform(DifferentiableTransform):
         return tf.cast(draw < 0.5, tf.float32)
 
     def prepare_view(self, x, seed, rows=None):
-        """Images as float32 in [0, 1], uncropped (the crop is part of ``apply``)."""
+        """Images as float32 in [0, 1], uncropped (the crop is part of ``apply``); without
+        the crop, resized to ``image_size``."""
         del seed, rows
-        return tf.image.convert_image_dtype(x, tf.float32)
+        x = tf.image.convert_image_dtype(x, tf.float32)
+        return x if self.crop else crop.resize_whole(x, self.image_size)
 
     def apply(self, x, alpha, aux):
         """Warps prepared images ``x`` with ``alpha`` and flips those ``aux`` marks."""

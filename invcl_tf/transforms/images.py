@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from invcl_tf.transforms import color
 from invcl_tf.transforms.base import DifferentiableTransform
-from invcl_tf.transforms.crop import random_flip, random_resized_crop
+from invcl_tf.transforms.crop import random_flip, random_resized_crop, resize_whole
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
@@ -67,8 +67,8 @@ class ImageTransform(DifferentiableTransform):
             x = random_resized_crop(
                 x, tf.random.experimental.stateless_fold_in(seed, _CROP_SALT), self.image_size,
                 rows=rows)
-        elif tuple(x.shape[1:3]) != (self.image_size, self.image_size):
-            x = tf.image.resize(x, [self.image_size, self.image_size], antialias=True)
+        else:
+            x = resize_whole(x, self.image_size)
         if not self.flip:
             return x
         return random_flip(x, tf.random.experimental.stateless_fold_in(seed, _FLIP_SALT),
