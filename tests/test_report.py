@@ -46,6 +46,24 @@ def test_a_tiny_study_writes_every_output_and_resumes_without_retraining(tmp_pat
     assert proc.stdout.count("already, skipped") == 4
     assert stamps == {name: os.path.getmtime(os.path.join(run, "checkpoints", name))
                       for name in os.listdir(os.path.join(run, "checkpoints"))}
+    # Nothing retrained: the report keeps the training invocation's time and commit.
+    rewritten = json.load(open(tmp_path / study.REPORT_FILE))["meta"]
+    assert rewritten["wall_time_s"] == report["meta"]["wall_time_s"] > 10
+    assert rewritten["commit"] == report["meta"]["commit"]
+    assert "report_rewritten_at_commit" in rewritten
+
+
+def test_the_papers_numbers_stand_beside_the_papers_setting_only():
+    from invcl_tf import configuration
+
+    plain = spirograph_cpu.get_config("tiny")
+    assert experiments.paper_numbers(plain) is study.PAPER_SPIROGRAPH
+    geo = configuration.import_config_file(config_path("spirograph_geo")).get_config("tiny")
+    assert experiments.paper_numbers(geo) is None
+    cifar = configuration.import_config_file(config_path("cifar10")).get_config("tiny")
+    assert experiments.paper_numbers(cifar) is study.PAPER_CIFAR10
+    cifar.gp.covers = "color+geometry"
+    assert experiments.paper_numbers(cifar) is None
 
 
 def test_a_diverged_run_is_a_result_and_the_study_goes_on(tmp_path, monkeypatch):
