@@ -313,10 +313,21 @@ def _with_defaults(stored, defaults):
     return merged
 
 
-def from_json(text):
-    """A locked ConfigDict from ``to_json`` text; fields it lacks take the schema's defaults."""
-    return ml_collections.ConfigDict(
-        _with_defaults(json.loads(text), base_config().to_dict())).lock()
+def _assign(node, values):
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(node.get(key), ml_collections.ConfigDict):
+            _assign(node[key], value)
+        else:  # typed as the schema's field: JSON's lists become the schema's tuples
+            node[key] = value
+
+
+def from_json(text, locked=True):
+    """A ConfigDict from ``to_json`` text, typed as ``base_config()`` (tuples stay tuples,
+    placeholders stay settable, so ``--config.<field>=`` overrides work on it); fields it
+    lacks take the schema's defaults."""
+    config = base_config()
+    _assign(config, json.loads(text))
+    return config.lock() if locked else config
 
 
 def _matches(field, prefixes):

@@ -10,11 +10,11 @@ import numpy as np
 import tensorflow as tf
 
 from invcl_tf import errors, probe, variance
-from invcl_tf.data import pipeline
+from invcl_tf.data import pipeline, sources, subsets
 from invcl_tf.models.batch_norm import rebuilt
 from invcl_tf.penalty import gradient_penalty, rademacher
 
-_PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR, _VARIANTS, _ROBUSTNESS = range(6)
+_PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR, _VARIANTS = range(5)
 
 
 def input_batches(x, batch_size):
@@ -152,15 +152,40 @@ def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, se
     return total / count
 
 
-def _split(data, config, size=None):
-    """The probe-train and test subsets the evaluation uses."""
-    n_probe = size or max(2, int(len(data.train_x) * config.eval.probe_fraction))
-    n_test = size or max(2, int(len(data.test_x) * config.eval.test_fraction))
+def _sizes(data, config):
+    """``(probe-train, test)`` sizes of the evaluation's split."""
+    return (max(2, int(len(data.train_x) * config.eval.probe_fraction)),
+            max(2, int(len(data.test_x) * config.eval.test_fraction)))
+
+
+def _split(data, config, size=None, what="evaluation"):
+    """The probe-train and test subsets the evaluation uses (``size``: the monitor's sizes
+    ``(probe, test)``), drawn as ``sources.draw_subset`` says."""
+    n_probe, n_test = size or _sizes(data, config)
     probe_x, probe_y = ((data.train_x, data.train_y) if data.probe_x is None
                         else (data.probe_x, data.probe_y))
-    prefix = lambda a, n: None if a is None else a[:n]  # noqa: E731 - no labels: None
-    return {"probe_x": probe_x[:n_probe], "probe_y": prefix(probe_y, n_probe),
-            "test_x": data.test_x[:n_test], "test_y": prefix(data.test_y, n_test)}
+    drawn = data.task != "regression"
+    salts = (subsets.PROBE, subsets.TEST) if size is None else (subsets.MONITOR_PROBE,
+                                                                subsets.MONITOR_TEST)
+    probe_x, probe_y = sources.draw_subset(probe_x, probe_y, n_probe, drawn, salts[0])
+    test_x, test_y = sources.draw_subset(data.test_x, data.test_y, n_test, drawn,
+                                          salts[1])
+    if data.task == "classification":
+        subsets.warn_about_classes(probe_y, test_y, data.label_names, what)
+    return {"probe_x": probe_x, "probe_y": probe_y, "test_x": test_x, "test_y": test_y}
+
+
+def monitor_sizes(data, config, num_features):
+    """``(probe, test)`` sizes of the in-training monitor: ``eval.monitor_size`` test inputs,
+    and a probe fitted on at least 4 examples a feature, within the evaluation's own sizes.
+
+    A ridge probe with about as many examples as features interpolates, and its test MSE
+    blows up (the double-descent peak): fitted on ``monitor_size`` examples of a wide
+    representation, the monitor read 100x the evaluation's MSE.
+    """
+    n_probe, n_test = _sizes(data, config)
+    size = config.eval.monitor_size
+    return min(n_probe, max(size, 4 * int(num_features))), min(n_test, size)
 
 
 def _scorer(data, config, split):
@@ -169,14 +194,23 @@ def _scorer(data, config, split):
         data.label_names)
 
 
+def _policies(model):
+    return {layer.dtype_policy.name for layer in model.layers
+            if not isinstance(layer, keras.layers.InputLayer)}
+
+
 def inference_encoder(encoder, precision):
-    """``encoder``, or its copy computing under the dtype policy ``precision`` (an
-    ``eval.precision``) when that is not float32."""
-    if precision == "float32":
-        return encoder
-    if not isinstance(encoder, keras.Model):
+    """``encoder`` computing under the dtype policy ``precision`` (an ``eval.precision``):
+    itself when every layer already does, else a copy with its weights. A run trained in
+    mixed precision keeps its layers' policies, so without the copy it would be evaluated
+    in 16 bits while recorded as float32."""
+    if not isinstance(encoder, keras.Model):  # an exported SavedModel computes in float32
+        if precision == "float32":
+            return encoder
         raise errors.InputError(f"--config.eval.precision={precision} recasts a Keras "
                                 "encoder: evaluate the run's --workdir, or use float32")
+    if _policies(encoder) == {precision}:
+        return encoder
     return rebuilt(encoder, dtype=precision)
 
 
@@ -187,10 +221,13 @@ def _by_m(scores):
 
 
 def quick_probe(encoder, data, config):
-    """The in-training monitor: M = 1 probe score and conditional variance on small subsets."""
+    """The in-training monitor: the evaluation's M = 1 probe score and conditional variance
+    on subsets (``monitor_sizes``), in ``eval.precision`` as the evaluation."""
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _MONITOR)
-    split = _split(data, config, size=config.eval.monitor_size)
-    views = ViewEncoder(encoder, data.transform, config.eval.batch_size)
+    split = _split(data, config, monitor_sizes(data, config, encoder.output_shape[-1]),
+                   what="monitor")
+    views = ViewEncoder(inference_encoder(encoder, config.eval.precision), data.transform,
+                        config.eval.batch_size)
     scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split), seed,
                                             keep_test_passes=1)
     second = views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, 2))[0]
@@ -218,6 +255,7 @@ def evaluate(encoder, data, config, num_passes=None):
     split = _split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
     passes_encoder = inference_encoder(encoder, config.eval.precision)
+    float_encoder = inference_encoder(encoder, "float32")  # the penalty estimate's, always
     views = ViewEncoder(passes_encoder, data.transform, config.eval.batch_size)
     copies = config.eval.variance_copies
     scores, first = feature_averaged_scores(views, split, num_passes,
@@ -241,7 +279,7 @@ def evaluate(encoder, data, config, num_passes=None):
         "conditional_variance": variance.conditional_variance(test_passes),
         "total_variance": variance.total_variance(test_passes),
         "penalty_estimate": penalty_estimate(
-            encoder, data.transform, split["test_x"], config.gp.num_extra, config.gp.normalize,
+            float_encoder, data.transform, split["test_x"], config.gp.num_extra, config.gp.normalize,
             config.eval.batch_size, pipeline.fold(seed, _PENALTY)),
         "nuisance_mse": probe.mse(nuisance.predict(first["test_h"]), first["test_alpha"]),
         "nuisance_mse_baseline": float(np.mean(data.transform.param_variance())),
@@ -265,14 +303,17 @@ def robustness(encoder, data, config, sweeps):
         raise errors.InputError("--robustness refits the linear probe, which needs labels: "
                                 "give the folder class subfolders")
     split = _split(data, config)
-    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _ROBUSTNESS)
+    # The evaluation's own seed at every point: where a sweep's transformation is the
+    # training one (Spirograph at v = 0) its score is results.json's at M = 1, and points
+    # that differ only in v differ by the shift, not by their draws.
+    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
     encoder = inference_encoder(encoder, config.eval.precision)
     found = {}
-    for i, (name, points) in enumerate(sorted(sweeps.items())):
+    for name, points in sorted(sweeps.items()):
         found[name] = []
         for value, transform in points:
             views = ViewEncoder(encoder, transform, config.eval.batch_size)
             scores, _ = feature_averaged_scores(views, split, [1], _scorer(data, config, split),
-                                                pipeline.fold(seed, i))
+                                                seed)
             found[name].append({"value": float(value), **scores[1]})
     return found

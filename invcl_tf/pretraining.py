@@ -22,7 +22,10 @@ from invcl_tf.optim.schedules import WarmupCosine, peak_learning_rate
 
 
 class NonFiniteLossError(errors.UserError, RuntimeError):
-    """Training produced a non-finite loss; the last good checkpoint was kept."""
+    """Training produced a non-finite loss; the last good checkpoint, if any, was kept."""
+
+
+_STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # Checkpointer's step in the checkpoint file
 
 
 def build_model(config, transform, steps_per_epoch):
@@ -41,18 +44,31 @@ def build_model(config, transform, steps_per_epoch):
                      trust_coefficient=config.train.trust_coefficient)
     model.compile(optimizer=optimizer, jit_compile=config.train.jit_compile,
                   steps_per_execution=config.train.steps_per_execution)
-    optimizer.build(model.trainable_variables)
+    # The optimizer compile left: under mixed_float16 a LossScaleOptimizer around LARS, whose
+    # own variables (loss scale, step counter) a checkpoint holds and a resume must find.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
 def steps_done(model):
-    """The optimizer's step count, also for a distributed (mirrored) variable."""
+    """The optimizer's update count, also for a distributed (mirrored) variable. Under loss
+    scaling it lags the steps taken (a skipped step updates nothing): the checkpoints count
+    steps themselves."""
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def checkpointed_step(directory):
+    """The steps taken by the latest checkpoint in ``directory`` (0 when there is none), read
+    from the file alone: no model needs building to learn where a resume starts."""
+    latest = tf.train.latest_checkpoint(directory)
+    return int(tf.train.load_variable(latest, _STEP_KEY)) if latest else 0
 
 
 class Checkpointer(keras.callbacks.Callback):
     """Saves model, optimizer and step after every epoch, and every ``every_steps`` steps when
-    that is > 0; never saves non-finite weights. Checkpoints are numbered by global step.
+    that is > 0; never saves non-finite weights. Checkpoints are numbered by the global steps
+    taken, counted on the host from the restored step (the optimizer's count misses the steps
+    a loss scaler skips).
 
     ``tf.train.CheckpointManager`` writes the data files before it atomically rewrites its
     index, so an interrupted save leaves the previous checkpoint in force. In a multi-worker
@@ -85,9 +101,10 @@ class Checkpointer(keras.callbacks.Callback):
             shutil.rmtree(self.manager.directory, ignore_errors=True)
 
     def on_train_begin(self, logs=None):
-        # Counted on the host from here on: reading the optimizer's step every batch would
-        # wait for each step to finish (on a GPU, a stall between steps).
-        self._step = steps_done(self.model)
+        # Counted on the host from the last restore or save (each part of a resumed run
+        # starts at one): reading a device counter every batch would wait for each step to
+        # finish (on a GPU, a stall between steps).
+        self._step = int(self.step.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
         # A "batch" is one call of train.steps_per_execution steps: save when a call crossed
@@ -98,19 +115,25 @@ class Checkpointer(keras.callbacks.Callback):
             self._save(self._step, f"step {self._step}")
 
     def on_epoch_end(self, epoch, logs=None):
-        step = steps_done(self.model)
-        if step != self._saved_at:
-            self._save(step, f"epoch {epoch + 1}")
+        if self._step != self._saved_at:
+            self._save(self._step, f"epoch {epoch + 1}")
 
     def _save(self, step, where):
         weights = self.model.weights + self.model.optimizer.variables
         if not all(np.all(np.isfinite(keras.ops.convert_to_numpy(w))) for w in weights):
             raise NonFiniteLossError(
-                f"weights became non-finite by {where}; the last good checkpoint in "
-                f"{self.manager.directory} is kept")
+                f"weights became non-finite by {where}; {kept_checkpoint(self.directory)}")
         self.step.assign(step)
         self.manager.save(checkpoint_number=step)
         self._saved_at = step
+
+
+def kept_checkpoint(directory):
+    """What a divergence leaves behind in ``directory``, in words."""
+    latest = directory and tf.train.latest_checkpoint(directory)
+    if not latest:
+        return "no checkpoint had been written yet"
+    return f"the last good checkpoint ({os.path.basename(latest)} in {directory}) is kept"
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -127,8 +150,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
             step = steps_done(self.model)
             every = self.model.steps_per_execution
             when = f"at step {step}" if every == 1 else f"by step {step} (read every {every})"
-            kept = (f"; the last good checkpoint in {self.checkpoint_dir} is kept"
-                    if self.checkpoint_dir else "")
+            kept = f"; {kept_checkpoint(self.checkpoint_dir)}" if self.checkpoint_dir else ""
             raise NonFiniteLossError(
                 f"the loss became non-finite ({float(loss)}) {when} (epoch "
                 f"{(step - 1) // self.steps_per_epoch + 1}){kept} (lower "
@@ -221,15 +243,27 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
     data = sources.load(config)  # before the workdir: missing data must leave nothing behind
     spe = pipeline.steps_per_epoch(len(data.train_x), config.train.batch_size)
     configuration.check_steps_per_execution(config, spe)
+    ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
+    # Every check of a resume before anything is written: a refused one changes nothing.
+    if chief:
+        workdir_lib.check_resume(workdir, config)
+    done = checkpointed_step(ckpt_dir)
+    start_epoch, start_step = divmod(done, spe)
+    if start_step:
+        configuration.check_steps_per_execution(config, spe, spe - start_step)
     if chief:
         workdir_lib.prepare(workdir, config)
+        if done:
+            print(f"resuming {workdir} after {done} steps: epoch {start_epoch + 1} of "
+                  f"{config.train.epochs}, step {start_step} of {spe}"
+                  if start_epoch < config.train.epochs else
+                  f"{workdir} finished training ({config.train.epochs} epochs) already")
     keras.utils.set_random_seed(config.seed)
     distribute.set_precision(config.train.precision)
     with strategy.scope():
         model = build_model(config, data.transform, spe)
-    ckpt_dir = os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)
     checkpointer = Checkpointer(model, ckpt_dir, chief, config.train.checkpoint_every_steps)
-    start_epoch, start_step = divmod(checkpointer.restore(), spe)
+    checkpointer.restore()
     if start_epoch < config.train.epochs:
         callbacks = [checkpointer, *extra_callbacks]
         if chief:

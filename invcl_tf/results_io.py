@@ -141,7 +141,9 @@ def sweep_axes(sweeps):
 
 
 def write_robustness(found, directory):
-    """Writes ``robustness.json`` and a PNG of the probe's metric against each sweep's value."""
+    """Writes ``robustness.json`` and a PNG of the probe's metric against each sweep's value
+    into ``directory`` (created if need be); returns the paths."""
+    os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, ROBUSTNESS_FILE)
     _write_json(found, path)
     plt = _pyplot()

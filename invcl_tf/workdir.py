@@ -45,13 +45,32 @@ def save_model(model, path):
     os.replace(tmp, path)
 
 
+def check_resume(workdir, config):
+    """Raises ``WorkdirError`` when ``workdir`` holds a run with a config that ``config`` may
+    not resume (``configuration.RESUMABLE_CHANGES``); returns the allowed changed fields.
+    Writes nothing."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        stored = json.load(f)
+    refused, allowed = configuration.training_changes(
+        stored, json.loads(configuration.to_json(config)))
+    if refused:
+        raise WorkdirError(
+            f"--workdir {workdir} holds a run with a different config (fields: "
+            f"{', '.join(refused)}); use a new --workdir, or the stored config to resume")
+    return allowed
+
+
 def prepare(workdir, config):
     """Creates ``workdir`` and writes ``config.json``, or checks that a stored one matches.
 
     A stored config may differ in fields that do not change what training computes
     (``configuration.RESUMABLE_CHANGES``): the run goes on, says so, and stores the new
-    values. Any other difference is refused.
+    values. Any other difference is refused, and nothing is written.
     """
+    allowed = check_resume(workdir, config)
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, ".write_test")
@@ -62,20 +81,12 @@ def prepare(workdir, config):
         raise WorkdirError(f"--workdir {workdir} is not writable ({err.strerror}); "
                            "choose a directory you can write to") from err
     path = os.path.join(workdir, CONFIG_FILE)
-    text = configuration.to_json(config)
     if os.path.exists(path):
-        with open(path) as f:
-            stored = json.load(f)
-        refused, allowed = configuration.training_changes(stored, json.loads(text))
-        if refused:
-            raise WorkdirError(
-                f"--workdir {workdir} holds a run with a different config (fields: "
-                f"{', '.join(refused)}); use a new --workdir, or the stored config to resume")
         if not allowed:
             return
         logging.warning("resuming %s with changed fields that do not change training: %s",
                         workdir, ", ".join(allowed))
-    atomic_write_text(path, text)
+    atomic_write_text(path, configuration.to_json(config))
 
 
 def load_config(workdir):

@@ -103,10 +103,24 @@ def test_prefixes_of_prefixes_keep_the_shorter_length():
                                   np.asarray(sources.GeneratedTargets(0, 256))[100:102])
 
     class Split:
-        num_examples = 256
+        def __init__(self, indices):
+            self.indices = np.asarray(indices)
+            self.num_examples = len(self.indices)
 
-    images = sources.StreamedImages(Split())[:102]
+        def subset(self, indices):
+            return Split(self.indices[indices])
+
+    images = sources.StreamedImages(Split(np.arange(256)))[:102]
     assert len(images[0:128]) == 102 and len(images[:50]) == 50
+    np.testing.assert_array_equal(images[:50].split.indices, np.arange(50))
+    picked = images[np.array([3, 7, 101])]
+    np.testing.assert_array_equal(picked.split.indices, [3, 7, 101])
+    np.testing.assert_array_equal(picked[np.array([1, 2])].split.indices, [7, 101])
+    for bad in (np.array([7, 3]), np.array([3, 3]), np.array([[1]])):
+        with pytest.raises(TypeError):
+            images[bad]
+    with pytest.raises(IndexError):
+        images[np.array([5, 102])]
 
 
 def test_sweeps_in_the_same_units_share_a_plot_axis(tmp_path):

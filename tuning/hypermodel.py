@@ -5,9 +5,10 @@ import copy
 import math
 
 import keras_tuner
+import numpy as np
 
 from invcl_tf import distribute, errors, eval_protocol, pretraining
-from invcl_tf.data import pipeline, sources
+from invcl_tf.data import pipeline, sources, subsets
 
 #: name -> ("log", lo, hi) | ("float", lo, hi) | ("choice", [values]); names are config fields.
 DEFAULT_SPACE = {"gp.weight": ("log", 1e-4, 1.0), "gp.clip": ("choice", [1.0, 1000.0])}
@@ -39,8 +40,31 @@ def check_space(config, space):
             raise errors.InputError(f"--space: {name} needs a spec such as [\"log\", 1e-4, 1]")
 
 
+def _in_space(value, spec):
+    """``value`` where ``spec`` admits it; else the nearest value it admits (a choice: its
+    first option)."""
+    if spec[0] == "choice":
+        return value if value in list(spec[1]) else list(spec[1])[0]
+    return min(max(float(value), spec[1]), spec[2])
+
+
+def baseline_settings(config, space):
+    """What the λ = 0 baseline and its paired trial train with: ``(baseline, paired)``, each
+    ``{searched field: value}``.
+
+    Every searched field takes the base config's value (or the nearest the space admits) in
+    both, but λ, which is 0 in the baseline: the two differ in λ alone, so their difference
+    is what the penalty buys with everything else as configured.
+    """
+    paired = {name: _in_space(getattr(getattr(config, name.split(".")[0]),
+                                      name.split(".")[1]), spec)
+              for name, spec in space.items()}
+    baseline = {**paired, **{k: v for k, v in BASELINE_VALUES.items() if k in space}}
+    return baseline, paired
+
+
 def trial_config(base, hp, space):
-    """The base config with this trial's values; the baseline trial runs with λ = 0."""
+    """The base config with this trial's values (the oracle has set the baseline's)."""
     config = copy.deepcopy(base)
     config.unlock()
     for name, spec in space.items():
@@ -55,17 +79,14 @@ def trial_config(base, hp, space):
     return config.lock()
 
 
-def validation_start(num_train, fraction):
-    """Index where the held-out validation part of the training inputs begins.
-
-    Training uses the inputs before it, the probe is scored on those after it; the test split
-    is never touched.
-    """
-    return num_train - max(2, int(num_train * fraction))
-
-
 class InvCLRHyperModel(keras_tuner.HyperModel):
     """Builds and trains InvCLR per trial; the objective is a validation linear probe.
+
+    The training inputs are split once into a fitting part and a validation part: by
+    position for Spirograph's i.i.d. targets, drawn per class (``subsets.split_off``) for
+    images, whose stored order may be class by class. Trials train on the fitting part only
+    (the input pipeline reads nothing else); the probe is fitted on half of it and scored on
+    the validation part. The test split is never touched.
 
     Args:
       config: the base run config (``ml_collections``).
@@ -80,7 +101,18 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         check_space(config, self.space)
         self.validation_fraction = validation_fraction
         self.data = sources.load(config)
-        self.cut = validation_start(len(self.data.train_x), validation_fraction)
+        if self.data.task == "unlabelled":
+            raise errors.InputError("--config.dataset: the tuner scores a linear probe, which "
+                                    "needs labels; give the folder class subfolders")
+        n = len(self.data.train_x)
+        if self.data.task == "regression":
+            cut = n - max(2, int(n * validation_fraction))
+            fit, held = np.arange(cut), np.arange(cut, n)
+        else:
+            fit, held = subsets.split_off(n, validation_fraction, self.data.train_y,
+                                          subsets.TUNER)
+        self.fit_x, self.fit_y = sources.select(self.data.train_x, self.data.train_y, fit)
+        self.val_x, self.val_y = sources.select(self.data.train_x, self.data.train_y, held)
 
     @property
     def objective(self):
@@ -92,7 +124,7 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         config = trial_config(self.config, hp, self.space)
         distribute.set_precision(config.train.precision)
-        steps = pipeline.steps_per_epoch(self.cut, config.train.batch_size)
+        steps = pipeline.steps_per_epoch(len(self.fit_x), config.train.batch_size)
         with distribute.strategy_for(config.distribute).scope():
             return pretraining.build_model(config, self.data.transform, steps)
 
@@ -106,20 +138,23 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         del args, kwargs
         config = trial_config(self.config, hp, self.space)
         try:
-            pretraining.fit(model, config, self.data.train_x[:self.cut], self.data.transform,
-                            initial_epoch, epochs, callbacks=list(callbacks), verbose=verbose)
+            pretraining.fit(model, config, self.fit_x, self.data.transform, initial_epoch,
+                            epochs, callbacks=list(callbacks), verbose=verbose)
         except pretraining.NonFiniteLossError as err:
             raise keras_tuner.errors.FailedTrialError(
                 f"{err} with {dict(hp.values)}") from err
         return self.score(model, config)
 
     def score(self, model, config):
-        """Probe score on the validation part, the probe fitted on the rest (M = 1)."""
-        half = self.cut // 2
-        split = {"probe_x": self.data.train_x[:half], "probe_y": self.data.train_y[:half],
-                 "test_x": self.data.train_x[self.cut:], "test_y": self.data.train_y[self.cut:]}
-        views = eval_protocol.ViewEncoder(model.encoder, self.data.transform,
-                                       config.eval.batch_size)
+        """Probe score on the validation part, the probe fitted on half the fit part (M = 1)."""
+        probe_x, probe_y = sources.draw_subset(self.fit_x, self.fit_y, len(self.fit_x) // 2,
+                                               self.data.task != "regression",
+                                               subsets.TUNER_PROBE)
+        split = {"probe_x": probe_x, "probe_y": probe_y, "test_x": self.val_x,
+                 "test_y": self.val_y}
+        views = eval_protocol.ViewEncoder(
+            eval_protocol.inference_encoder(model.encoder, config.eval.precision),
+            self.data.transform, config.eval.batch_size)
         scores, _ = eval_protocol.feature_averaged_scores(
             views, split, [1], lambda p, t: eval_protocol.probe_scores(
                 self.data.task, config.eval.probe_l2, p, split["probe_y"], t, split["test_y"],

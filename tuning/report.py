@@ -1,54 +1,61 @@
 """What a search leaves behind: a CSV of all trials, the best config as a runnable .py, a PNG."""
 
 import csv
-import json
 import os
 
 from invcl_tf import configuration
-from tuning.hypermodel import BASELINE, trial_config
+from tuning import oracles
+from tuning.hypermodel import BASELINE, baseline_settings, trial_config
 
 CSV_FILE = "trials.csv"
 BEST_CONFIG_FILE = "best_config.py"
 PLOT_FILE = "objective_vs_lambda.png"
 
-_CONFIG_TEMPLATE = '''"""Best trial {trial_id} of the search in {directory}: {objective} = {score:.6g}.
+_CONFIG_TEMPLATE = '''"""Best trial of the search in {directory}: Trial #{trial} (as the search printed it;
+its files are in trial_{trial_id}), {objective} = {score:.6g}.
 
     python -m invcl_tf.train --config={path} --workdir=runs/best
 """
 
-import json
-
-import ml_collections
-from ml_collections import config_dict
+from invcl_tf import configuration
 
 _CONFIG = """{config_json}"""
 
 
 def get_config(arg=None):
-    """The best trial's full config."""
+    """The best trial's full config, typed as the schema is: every field can be overridden
+    with --config.<field>=value."""
     del arg
-    config = ml_collections.ConfigDict(json.loads(_CONFIG))
-    if config.dataset.get("data_dir", "") is None:  # keep --config.dataset.data_dir settable
-        config.dataset.data_dir = config_dict.placeholder(str)
-    return config
+    return configuration.from_json(_CONFIG, locked=False)
 '''
 
 
+def trial_number(trial_id):
+    """The number keras-tuner prints for a trial ("Search: Running Trial #N"): its id + 1."""
+    return int(trial_id) + 1
+
+
 def trial_rows(tuner, hypermodel):
-    """One dict per trial: id, status, score and the effective values of the searched fields."""
+    """One dict per trial: its number as printed, role (baseline, paired, search), status,
+    score and the effective values of the searched fields."""
+    _, paired = baseline_settings(hypermodel.config, hypermodel.space)
     rows = []
     for trial in tuner.oracle.trials.values():
+        values = trial.hyperparameters.values
         config = trial_config(hypermodel.config, trial.hyperparameters, hypermodel.space)
-        row = {"trial_id": trial.trial_id, "status": trial.status,
-               BASELINE: bool(trial.hyperparameters.values.get(BASELINE)),
+        role = ("baseline" if values.get(BASELINE) else
+                "paired" if oracles.is_paired(values, paired) else "search")
+        parent = values.get("tuner/trial_id", "")
+        row = {"trial": trial_number(trial.trial_id), "role": role, "status": trial.status,
+               BASELINE: bool(values.get(BASELINE)),
                # Hyperband: the trial this one continues with more epochs.
-               "continues": trial.hyperparameters.values.get("tuner/trial_id", ""),
+               "continues": trial_number(parent) if parent != "" else "",
                "score": trial.score if trial.score is not None else ""}
         for name in hypermodel.space:
             section, field = name.split(".")
             row[name] = getattr(getattr(config, section), field)
         rows.append(row)
-    return sorted(rows, key=lambda r: int(r["trial_id"]))
+    return sorted(rows, key=lambda r: r["trial"])
 
 
 def write_outputs(tuner, hypermodel, directory):
@@ -70,9 +77,9 @@ def write_outputs(tuner, hypermodel, directory):
     best_path = os.path.join(directory, BEST_CONFIG_FILE)
     with open(best_path, "w") as f:
         f.write(_CONFIG_TEMPLATE.format(
-            trial_id=best.trial_id, directory=directory, objective=hypermodel.objective.name,
-            score=best.score, path=best_path,
-            config_json=json.dumps(json.loads(configuration.to_json(config)), indent=2)))
+            trial=trial_number(best.trial_id), trial_id=best.trial_id, directory=directory,
+            objective=hypermodel.objective.name, score=best.score, path=best_path,
+            config_json=configuration.to_json(config)))
     return csv_path, best_path, plot(rows, hypermodel.objective.name,
                                      os.path.join(directory, PLOT_FILE))
 
@@ -86,10 +93,17 @@ def plot(rows, objective, path):
 
     done = [r for r in rows if r["score"] != ""]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for baseline, style, label in ((False, "o", "penalty"), (True, "s", "λ = 0 baseline")):
-        points = [(r["gp.weight"], r["score"]) for r in done if r[BASELINE] == baseline]
+    # Only the baseline and its pair differ in λ alone; with more than λ searched, the other
+    # trials also differ in the other fields, which this axis does not show.
+    others = [name for name in rows[0] if "." in name and name != "gp.weight"]
+    search_label = "search" + (f" (other fields vary: {', '.join(others)})" if others else "")
+    for role, style, label in (("search", "o", search_label),
+                               ("paired", "D", "the base config (pair of the baseline)"),
+                               ("baseline", "s", "λ = 0 baseline")):
+        points = [(r["gp.weight"], r["score"]) for r in done if r["role"] == role]
         if points:
-            ax.plot(*zip(*points), style, label=label)
+            ax.plot(*zip(*points), style, label=label, mfc="none" if role == "search" and
+                    others else None)
     ax.set_xscale("symlog", linthresh=1e-4)
     ax.set_xlabel("λ (gp.weight)")
     ax.set_ylabel(objective)

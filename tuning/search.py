@@ -52,7 +52,7 @@ def main(argv):
     import keras_tuner  # deferred: heavy, and only the search needs it
 
     from tuning import oracles, report
-    from tuning.hypermodel import DEFAULT_SPACE, InvCLRHyperModel
+    from tuning.hypermodel import DEFAULT_SPACE, InvCLRHyperModel, baseline_settings
 
     config = _CONFIG.value
     check_flags(_TUNER.value, _MAX_TRIALS.value, _VALIDATION.value, _MAX_FAILED.value)
@@ -63,7 +63,8 @@ def main(argv):
         raise errors.InputError(f"--space: not valid JSON ({err})") from err
     hypermodel = InvCLRHyperModel(config, space, _VALIDATION.value)
     kwargs = {"objective": hypermodel.objective, "seed": config.seed,
-              "max_consecutive_failed_trials": _MAX_FAILED.value}
+              "max_consecutive_failed_trials": _MAX_FAILED.value,
+              "settings": baseline_settings(config, hypermodel.space)}
     if _TUNER.value == "hyperband":
         kwargs["max_epochs"] = config.train.epochs
     else:

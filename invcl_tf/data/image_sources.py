@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 # The module, not the name: sources may import this module at its top without a cycle.
-from invcl_tf.data import sources
+from invcl_tf.data import sources, subsets
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _DECODABLE_FORMATS = {"PNG", "JPEG", "MPO", "BMP", "GIF"}  # MPO: the JPEG of many cameras
@@ -29,6 +29,7 @@ _HOLDOUT_BUCKETS = 10_000
 _LABEL_BATCH = 10_000
 _STATS_BATCH = 256
 _CHECK_CHUNK = 256
+_LIMIT_SALTS = (subsets.LIMIT_TRAIN, subsets.LIMIT_TEST)  # train_size, test_size
 
 
 def _fail(message):
@@ -68,13 +69,17 @@ def decode(contents, size):
 class ImageSplit:
     """One split: images decoded to uint8 [S, S, 3] (S = decode_size), in a fixed order.
 
-    ``num_examples`` counts the split's examples (after ``limit``); ``labels`` is int64
+    ``num_examples`` counts the split's examples (after a size limit); ``labels`` is int64
     ``[num_examples]`` in the fixed order, or None if unlabelled.
     """
 
     num_examples: int
     labels: np.ndarray | None
     decode_size: int
+
+    def subset(self, indices) -> "ImageSplit":
+        """The examples at sorted ``indices`` of the fixed order; its epochs read only them."""
+        raise NotImplementedError
 
     def ordered(self) -> tf.data.Dataset:
         """uint8 [S, S, 3] images in the fixed order, unbatched."""
@@ -118,6 +123,10 @@ class _IndexedSplit(ImageSplit):
     def epoch(self, epoch_seed):
         return self._images(tf.data.Dataset.from_tensor_slices(self._order(epoch_seed)))
 
+    def subset(self, indices):
+        """The examples at sorted ``indices`` of the fixed order, as a split of their own."""
+        return _IndexedView(self, indices)
+
     def epoch_rows(self, epoch_seed, batch_size, rows):
         """As ``ImageSplit.epoch_rows``, reading only the share's examples."""
         start, count = rows
@@ -126,6 +135,21 @@ class _IndexedSplit(ImageSplit):
         mine = tf.reshape(order[:, start:start + count], [-1])
         return self._images(tf.data.Dataset.from_tensor_slices(mine)).batch(
             count, drop_remainder=True)
+
+
+class _IndexedView(_IndexedSplit):
+    """Some examples of an indexed split: example ``i`` is the parent's ``indices[i]``."""
+
+    def __init__(self, parent, indices):
+        indices = np.asarray(indices, np.int64)
+        self.num_examples = len(indices)
+        self.labels = None if parent.labels is None else parent.labels[indices]
+        self.decode_size = parent.decode_size
+        self._parent = parent
+        self._indices = indices  # int64: 8 bytes an example in the graph, never paths
+
+    def _read(self, index):
+        return self._parent._read(tf.gather(tf.constant(self._indices), index))
 
 
 class _FolderSplit(_IndexedSplit):
@@ -195,13 +219,23 @@ class _TfdsStreamSplit(ImageSplit):
     as large as the split fills in a fraction of the time decoding would take.
     """
 
-    def __init__(self, builder, split, image_key, limit, decode_size, shuffle_buffer,
+    def __init__(self, builder, split, image_key, keep, decode_size, shuffle_buffer,
                  num_examples, labels):
         self.num_examples = num_examples
         self.labels = labels
         self.decode_size = decode_size
         self._builder, self._split, self._image_key = builder, split, image_key
-        self._limit, self._buffer = limit, shuffle_buffer
+        # keep: sorted positions (in the stored order) of the records this split holds, or
+        # None for all; filtered before any shuffle, so an epoch never sees the others.
+        self._keep, self._buffer = keep, shuffle_buffer
+
+    def subset(self, indices):
+        """The examples at sorted ``indices`` of the fixed order, as a split of their own."""
+        indices = np.asarray(indices, np.int64)
+        keep = indices if self._keep is None else self._keep[indices]
+        labels = None if self.labels is None else self.labels[indices]
+        return _TfdsStreamSplit(self._builder, self._split, self._image_key, keep,
+                                self.decode_size, self._buffer, len(indices), labels)
 
     def _encoded(self):
         import tensorflow_datasets as tfds
@@ -213,8 +247,8 @@ class _TfdsStreamSplit(ImageSplit):
             key: tfds.decode.SkipDecoding()})
         ds = self._builder.as_dataset(split=self._split, shuffle_files=False,
                                       decoders=only_image)
-        if self._limit is not None:
-            ds = ds.take(self._limit)
+        if self._keep is not None:
+            ds = _kept(ds, self._keep)
         return ds.map(lambda ex: ex[key])
 
     def _decoded(self, encoded):
@@ -257,6 +291,16 @@ class _TfdsStreamSplit(ImageSplit):
             return self._decoded(encoded) if decode else encoded
         finally:
             graph.seed = outer
+
+
+def _kept(ds, keep):
+    """The elements of ``ds`` at the sorted positions ``keep``; reading stops after the last."""
+    if not len(keep):
+        return ds.take(0)
+    flags = np.zeros(int(keep[-1]) + 1, bool)
+    flags[keep] = True
+    mask = tf.constant(flags)  # one byte a record
+    return ds.take(len(flags)).enumerate().filter(lambda i, _: mask[i]).map(lambda _, ex: ex)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,10 +409,6 @@ def check_files(paths, shown):
             pool.shutdown(cancel_futures=True)
 
 
-def _limited(items, limit):
-    return items if limit is None else items[:limit]
-
-
 def _folder_source(dataset, decode_size):
     path = dataset.get("path", None)
     if not path:
@@ -427,10 +467,10 @@ def _folder_source(dataset, decode_size):
 
     limits = (dataset.get("train_size", None), dataset.get("test_size", None))
     chosen = []
-    for (rels, classes), limit in zip(parts, limits):
-        rels = _limited(rels, limit)
-        labels = None if classes is None else _indices(_limited(classes, limit), class_names)
-        chosen.append((rels, labels))
+    for (rels, classes), limit, salt in zip(parts, limits, _LIMIT_SALTS):
+        labels = None if classes is None else _indices(classes, class_names)
+        keep = subsets.draw(len(rels), limit, labels, salt)
+        chosen.append(([rels[i] for i in keep], None if labels is None else labels[keep]))
     for rels, _ in chosen:
         bad = next((r for r in rels if "\n" in r or "\r" in r), None)
         if bad is not None:
@@ -497,20 +537,23 @@ def _tfds_source(dataset, decode_size, name):
 
     array_record = _array_record_format(builder)
     out = []
-    for field, default, size_field in (("train_split", "train", "train_size"),
-                                       ("test_split", "test", "test_size")):
+    for (field, default, size_field), salt in zip((("train_split", "train", "train_size"),
+                                                   ("test_split", "test", "test_size")),
+                                                  _LIMIT_SALTS):
         split = dataset.get(field, default)
         _split_info(builder, name, split, field)
         limit = dataset.get(size_field, None)
         try:
             if array_record is not None:
                 made = _array_record_split(builder, split, array_record, image_key, label_key,
-                                           limit, decode_size)
+                                           decode_size)
             else:
-                made = _stream_split(builder, split, image_key, label_key, limit, decode_size,
+                made = _stream_split(builder, split, image_key, label_key, decode_size,
                                      dataset.get("shuffle_buffer", 10_000))
         except (AssertionError, FileNotFoundError) as err:  # TFDS's "not generated"
             raise sources.DataError(missing) from err
+        if limit is not None and limit < made.num_examples:  # drawn, not the stored order
+            made = made.subset(subsets.draw(made.num_examples, limit, made.labels, salt))
         if made.num_examples == 0:
             _fail(f"--config.dataset.{field}: split {split!r} of {name} holds no examples")
         out.append(made)
@@ -527,15 +570,13 @@ def _array_record_format(builder):
     return wanted if wanted in formats else None
 
 
-def _stream_split(builder, split, image_key, label_key, limit, decode_size, shuffle_buffer):
+def _stream_split(builder, split, image_key, label_key, decode_size, shuffle_buffer):
     import tensorflow_datasets as tfds
 
     # The pass decodes the label only (or nothing): it reads records, not images.
     decoders = (tfds.decode.PartialDecoding({label_key: True}) if label_key is not None
                 else {image_key: tfds.decode.SkipDecoding()})
     ds = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
-    if limit is not None:
-        ds = ds.take(limit)
     labels = None
     if label_key is not None:
         labels = _collect(ds.map(lambda ex: ex[label_key]))
@@ -544,12 +585,11 @@ def _stream_split(builder, split, image_key, label_key, limit, decode_size, shuf
         count = int(ds.cardinality())
         if count < 0:  # unknown: count the (undecoded) records once
             count = int(ds.reduce(np.int64(0), lambda n, _: n + 1))
-    return _TfdsStreamSplit(builder, split, image_key, limit, decode_size, shuffle_buffer, count,
-                      labels)
+    return _TfdsStreamSplit(builder, split, image_key, None, decode_size, shuffle_buffer, count,
+                            labels)
 
 
-def _array_record_split(builder, split, file_format, image_key, label_key, limit,
-                        decode_size):
+def _array_record_split(builder, split, file_format, image_key, label_key, decode_size):
     import tensorflow_datasets as tfds
 
     # The data source opens its files lazily: a missing one would fail mid-epoch.
@@ -559,7 +599,7 @@ def _array_record_split(builder, split, file_format, image_key, label_key, limit
     source = builder.as_data_source(
         split, file_format=file_format,
         deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-    count = len(source) if limit is None else min(len(source), int(limit))
+    count = len(source)
     labels = None
     if label_key is not None:
         parser = tfds.features.FeaturesDict({label_key: builder.info.features[label_key]})

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from invcl_tf import errors
-from invcl_tf.data import pipeline
+from invcl_tf.data import pipeline, subsets
 from invcl_tf.transforms import spirograph
 from invcl_tf.transforms import base, geometry, images
 
@@ -87,6 +87,26 @@ class GeneratedTargets:
         return np.asarray(self)[index]
 
 
+def select(x, y, indices):
+    """``(x, y)`` at the sorted ``indices``; a prefix stays a prefix (Spirograph's targets
+    stay generated in the graph), a subset of ``StreamedImages`` reads only its images."""
+    indices = np.asarray(indices, np.int64)
+    if len(indices) == len(x):
+        return x, y
+    if np.array_equal(indices, np.arange(len(indices))):
+        return x[:len(indices)], None if y is None else y[:len(indices)]
+    return x[indices], None if y is None else np.asarray(y)[indices]
+
+
+def draw_subset(x, y, size, drawn, salt):
+    """``size`` examples of ``(x, y)``: the first ones unless ``drawn`` (Spirograph's i.i.d.
+    targets, whose order carries nothing), else drawn by ``subsets.draw``, stratified by
+    ``y``, so a class stored last is not left out."""
+    indices = (subsets.draw(len(x), size, y, salt) if drawn
+               else np.arange(min(int(size), len(x))))
+    return select(x, y, indices)
+
+
 def spirograph_probe_targets(seed, size):
     """Probe-train target vectors from their own stream, independent of the pretraining ones."""
     base = pipeline.fold(seed, pipeline.STREAM_DATA)
@@ -123,26 +143,32 @@ def is_image_source(name):
 class StreamedImages:
     """A split of an image source, read in its fixed order when needed, never held whole.
 
-    Stands where the in-memory sources have an array: ``len``, prefixes ``[:n]`` and
+    Stands where the in-memory sources have an array: ``len``, prefixes ``[:n]``, sorted index
+    arrays ``[indices]`` (a subset that training and evaluation read alone) and
     ``batches(batch_size)`` for the evaluation; ``split`` for the training pipeline.
     """
 
-    def __init__(self, split, limit=None):
+    def __init__(self, split):
         self.split = split
-        self.limit = split.num_examples if limit is None else min(limit, split.num_examples)
 
     def __len__(self):
-        return self.limit
+        return self.split.num_examples
 
     def __getitem__(self, index):
-        if not (isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1)):
-            raise TypeError("StreamedImages takes only prefixes, images[:n]")
-        return StreamedImages(self.split,
-                              self.limit if index.stop is None else min(index.stop, self.limit))
+        if isinstance(index, slice) and index.start in (None, 0) and index.step in (None, 1):
+            stop = len(self) if index.stop is None else min(index.stop, len(self))
+            return self if stop == len(self) else self[np.arange(stop)]
+        indices = np.asarray(index)
+        if indices.ndim != 1 or indices.dtype.kind not in "iu" or np.any(np.diff(indices) <= 0):
+            raise TypeError("StreamedImages takes prefixes images[:n] or sorted, distinct "
+                            "index arrays images[indices]")
+        if len(indices) and not 0 <= indices[0] <= indices[-1] < len(self):
+            raise IndexError(f"indices outside the {len(self)} images of the split")
+        return StreamedImages(self.split.subset(indices))
 
     def batches(self, batch_size):
         """uint8 image batches in the split's fixed order (the last one may be smaller)."""
-        return self.split.ordered().take(self.limit).batch(batch_size)
+        return self.split.ordered().batch(batch_size)
 
 
 def _image_transform(config, mean, std, input_size):
