@@ -1,16 +1,17 @@
 """What the absl entry points share: the ``--config`` flag and one-line errors."""
 
+import difflib
 import os
 import sys
 
 # Before TensorFlow loads: its C++ start-up banners are noise in a CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from invcl_tf import configuration, errors, eval_protocol, results_io, serving  # noqa: E402
-from invcl_tf import workdir  # noqa: E402
 from invcl_tf.data import sources  # noqa: E402
 
 #: The CPU demo, found by path in the checkout the package is installed from (``pip -e``).
@@ -31,6 +32,24 @@ def _one_line(err):
     return " ".join(text.split()).strip('"')
 
 
+def _unknown_field(flag):
+    """The line for ``--config.a.b`` when the schema has no such field (else None): the
+    fields it may have meant, or those of its section."""
+    *sections, field = flag[len("--config."):].split(".")
+    node = configuration.base_config()
+    for section in sections:
+        if not isinstance(node.get(section), ml_collections.ConfigDict):
+            return None
+        node = node[section]
+    if field in node:
+        return None
+    where = ".".join(sections)
+    close = difflib.get_close_matches(field, list(node), n=3)
+    hint = (f"did you mean {' or '.join(f'--config.{where}.{c}' for c in close)}?" if close
+            else f"the fields of {where or 'the config'} are {', '.join(sorted(node))}")
+    return f"{flag}: no such config field; {hint}"
+
+
 def flags_parser(program):
     """An ``app.run`` flags parser that reports a bad flag or config override in one line."""
 
@@ -43,6 +62,9 @@ def flags_parser(program):
             detail = _one_line(err)
             culprit = next((a.split("=")[0] for a in argv[1:] if a.startswith("--config.")
                             and a.split("=")[0].rsplit(".", 1)[-1] in detail), None)
+            unknown = culprit and _unknown_field(culprit)
+            if unknown:
+                fail(program, unknown)
             fail(program, f"{culprit + ': ' if culprit else ''}{detail} (fix the flag; "
                  "--helpfull lists flags, the config file lists its fields)")
         return args
@@ -75,12 +97,7 @@ def robustness_and_report(encoder, config, run_dir):
 
 def export_run(run_dir, output=None):
     """Exports the run in ``run_dir`` as an inference SavedModel (default ``run_dir/export``)."""
-    config = workdir.load_config(run_dir)
-    transform, input_shape = sources.transform_for(config)
-    path = serving.export(workdir.load_encoder(run_dir),
-                          workdir.load_encoder(run_dir, workdir.HEAD_FILE), transform,
-                          input_shape, configuration.to_json(config),
-                          output or os.path.join(run_dir, workdir.EXPORT_DIR))
+    path = serving.export_run(run_dir, output)
     print(f"exported SavedModel to {path}")
     return path
 

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 
-from invcl_tf import eval_protocol, pretraining, results_io, study, workdir
+from invcl_tf import configuration, eval_protocol, pretraining, results_io, serving, study
+from invcl_tf import workdir
 from invcl_tf.data import sources
 
 RUNS_DIR = "runs"
@@ -62,7 +63,7 @@ def _commit():
 
 
 def _train_and_evaluate(config, directory):
-    """One run as ``invcl-train`` does it; returns its status record."""
+    """One run as ``invcl-train`` does it (train, evaluate, export); returns its status."""
     try:
         model = pretraining.train(config, directory, verbose=2)
     except pretraining.NonFiniteLossError as err:
@@ -74,7 +75,32 @@ def _train_and_evaluate(config, directory):
         results_io.write_robustness(eval_protocol.robustness(model.encoder, data, config,
                                                              sweeps), directory)
     results_io.write_results(results, directory)
+    serving.export_run(directory)
     return {"status": "done"}
+
+
+def check_runs(config, output, cells):
+    """Raises ``WorkdirError`` (one line naming the fields) when a run already in ``output``
+    was made with a config that ``config`` may not resume; returns the finished cells whose
+    evaluation settings (``eval.*``, ``report.robustness``) changed: they are evaluated again.
+    Writes nothing."""
+    again = []
+    for seed, weight in cells:
+        directory = run_dir(output, seed, weight)
+        stored = workdir.read_json(os.path.join(directory, workdir.CONFIG_FILE))
+        if stored is None:
+            continue
+        wanted = json.loads(configuration.to_json(run_config(config, seed, weight)))
+        refused, allowed = configuration.training_changes(stored, wanted)
+        if refused:
+            raise workdir.WorkdirError(
+                f"--output {output} holds runs made with another config (fields: "
+                f"{', '.join(refused)}; first in {directory}); use a new --output, or the "
+                "config the study was started with")
+        if any(f.startswith("eval.") or f == "report.robustness" for f in allowed) and \
+                workdir.read_json(os.path.join(directory, STATUS_FILE)):
+            again.append((seed, weight))
+    return again
 
 
 def _record(directory, seed, weight):
@@ -93,6 +119,7 @@ def run_study(config, output, log=print):
     such and the study goes on."""
     sources.load(config)  # missing data fails here, before any run starts
     cells = [(s, w) for w in study_weights(config) for s in config.report.seeds]
+    again = check_runs(config, output, cells)  # before anything runs or is written
     start = time.time()
     records = []
     trained = False
@@ -101,6 +128,10 @@ def run_study(config, output, log=print):
         status_path = os.path.join(directory, STATUS_FILE)
         done = workdir.read_json(status_path)
         minutes = (time.time() - start) / 60
+        if (seed, weight) in again and done["status"] == "done":
+            log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}): evaluation settings "
+                f"changed, evaluated again ({minutes:.1f} min so far)")
+            done = None
         if done:
             log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}): {done['status']} "
                 f"already, skipped ({minutes:.1f} min so far)")
@@ -113,13 +144,23 @@ def run_study(config, output, log=print):
             workdir.atomic_write_text(status_path, json.dumps(status))
         records.append(_record(directory, seed, weight))
     report = study.aggregate(records, paper_numbers(config))
-    meta = {"command": " ".join(sys.argv), "commit": _commit(), "machine": _machine(),
-            "wall_time_s": round(time.time() - start, 1),
-            "config_name": config.dataset.name}
+    wall = round(time.time() - start, 1)
+    invocation = {"command": " ".join(sys.argv), "commit": _commit(),
+                  "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "trained": trained, "wall_time_s": wall}
     previous = (workdir.read_json(os.path.join(output, study.REPORT_FILE)) or {}).get("meta")
+    invocations = list((previous or {}).get("invocations") or (
+        [{"command": previous["command"], "commit": previous.get("commit")}]
+        if previous and previous.get("command") else []))
+    meta = {"command": invocation["command"], "commit": invocation["commit"],
+            "machine": _machine(), "wall_time_s": wall, "config_name": config.dataset.name}
     if not trained and previous:
         # Only the report is rewritten: keep the record of the command that trained the runs.
-        meta = {**previous, "report_rewritten_at_commit": meta["commit"]}
+        meta = {**previous, "report_rewritten_at_commit": invocation["commit"]}
+    elif previous:  # trained more: the study's wall time is every training invocation's
+        meta["wall_time_s"] = round(wall + sum(
+            i.get("wall_time_s", 0) for i in invocations if i.get("trained")), 1)
+    meta["invocations"] = invocations + [invocation]
     return study.write_report(report, output, meta)
 
 

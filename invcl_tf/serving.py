@@ -4,13 +4,14 @@ The archive holds no Python: the transformation's sampling and rendering are tra
 functions, so ``tf.saved_model.load`` works in a process that never imports ``invcl_tf``.
 """
 
+import os
 import re
 
 import keras
 import tensorflow as tf
 
-from invcl_tf import errors
-from invcl_tf.data import pipeline
+from invcl_tf import configuration, errors, workdir
+from invcl_tf.data import pipeline, sources
 
 
 
@@ -91,6 +92,17 @@ def export(encoder, head, transform, input_shape, config_json, path):
     build_archive(encoder, head, transform, input_shape, config_json).write_out(
         path, verbose=False)
     return path
+
+
+def export_run(run_dir, output=None):
+    """Exports the trained run in ``run_dir`` as an inference SavedModel (default
+    ``run_dir/export``), in float32 whatever precision it trained in; returns its path."""
+    config = workdir.load_config(run_dir)
+    transform, input_shape = sources.transform_for(config)
+    return export(workdir.load_encoder(run_dir),
+                  workdir.load_encoder(run_dir, workdir.HEAD_FILE), transform, input_shape,
+                  configuration.to_json(config),
+                  output or os.path.join(run_dir, workdir.EXPORT_DIR))
 
 
 def _keras_weight_name(variable_name):

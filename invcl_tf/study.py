@@ -339,7 +339,8 @@ def aggregate(runs, paper=None):
                 table = {}
                 for m in sorted(set(mine.get("mse", {})) & set(base.get("mse", {})),
                                 key=_m_order):
-                    row = {"mse": _ratio(mine["mse"][m], base["mse"][m])}
+                    row = {"mse": _ratio(mine["mse"][m], base["mse"][m]),
+                           "n": len(_common_seeds(mine["mse"][m], base["mse"][m]))}
                     for name, stat in mine.get("mse_per_target", {}).get(m, {}).items():
                         other = _get(base, ("mse_per_target", m, name))
                         row[name] = _ratio(stat, other)
@@ -374,10 +375,18 @@ def aggregate(runs, paper=None):
     }
 
 
+def _common_seeds(stat, base):
+    return sorted(set(stat["per_seed"]) & set((base or {}).get("per_seed", {})))
+
+
 def _ratio(stat, base):
-    if stat["mean"] is None or not base or not base["mean"]:
+    """Mean at λ over mean at λ = 0, both over the seeds that finished at both: a seed that
+    diverged at one λ must not leave the other's mean over more seeds."""
+    seeds = _common_seeds(stat, base)
+    if not seeds:
         return None
-    return stat["mean"] / base["mean"]
+    below = float(np.mean([base["per_seed"][s] for s in seeds]))
+    return float(np.mean([stat["per_seed"][s] for s in seeds])) / below if below else None
 
 
 # ----------------------------------------------------------------------------- writing
@@ -483,16 +492,17 @@ def _ratio_table(report):
     targets = list(ratios.get("paper") or {})
     for table in ratios["per_weight"].values():
         for row in table.values():
-            targets += [t for t in row if t != "mse" and t not in targets]
-    rows = [[key, m, _num(row.get("mse"))] + [_num(row.get(t)) for t in targets]
+            targets += [t for t in row if t not in ("mse", "n") and t not in targets]
+    rows = [[key, m, row.get("n", "–"), _num(row.get("mse"))] + [_num(row.get(t))
+                                                                  for t in targets]
             for key, table in ratios["per_weight"].items() for m, row in table.items()]
     if ratios.get("paper"):
-        rows.append([ratios.get("paper_label") or "paper", "not stated", "–"]
+        rows.append([ratios.get("paper_label") or "paper", "not stated", 3, "–"]
                     + [_num(ratios["paper"].get(t)) for t in targets])
     return (["## Per-target MSE ratio, λ / λ = 0", "",
-             (f"Mean over seeds at λ divided by the mean over seeds at λ = {report['baseline']}"
-             " (below 1: the penalty helps)."), ""]
-            + _table(["λ", "M", "test MSE"] + targets, rows) + [""])
+             (f"Mean at λ divided by the mean at λ = {report['baseline']}, both over the n "
+              "seeds that finished at both (below 1: the penalty helps)."), ""]
+            + _table(["λ", "M", "n", "test MSE"] + targets, rows) + [""])
 
 
 def _paired_section(report):
@@ -564,10 +574,16 @@ def format_readme(report, meta, plots=()):
              "for n ≥ 2."), ""]
     shown = dict(meta)
     wall = shown.pop("wall_time_s", None)
+    invocations = shown.pop("invocations", None) or []
     rows = [[name, f"`{value}`" if name == "command" else value]
             for name, value in shown.items()]
     if wall is not None:
         rows.append(["wall time", f"{float(wall):.0f} s ({float(wall) / 3600:.2f} h)"])
+    for i, call in enumerate(invocations, 1):
+        what = "trained runs" if call.get("trained") else "report only"
+        where = ", ".join(str(call[k]) for k in ("commit", "at") if call.get(k))
+        rows.append([f"invocation {i}", f"`{call['command']}` ({where}; {what})"
+                     if "trained" in call else f"`{call['command']}` ({where})"])
     lines += _table(["run", "value"], rows) + [""]
     if report["task"] in ("regression", "classification"):
         lines += ["## The linear probe's test scores", ""] + _score_tables(report)

@@ -100,9 +100,11 @@ def load_config(workdir):
 
 
 def load_encoder(workdir, filename=ENCODER_FILE):
-    """The trained encoder (or, with ``filename=HEAD_FILE``, head) saved in ``workdir``."""
+    """The trained encoder (or, with ``filename=HEAD_FILE``, head) saved in ``workdir``,
+    computing in float32: a file saved after mixed-precision training keeps its layers'
+    16-bit policies, which would otherwise evaluate and export in 16 bits unannounced."""
     path = os.path.join(workdir, filename)
     if not os.path.exists(path):
         raise WorkdirError(f"--workdir {workdir} holds no trained model ({filename}): "
                            "finish training there first with invcl-train --workdir=" + workdir)
-    return rebuilt(keras.saving.load_model(path, compile=False), BatchNorm)
+    return rebuilt(keras.saving.load_model(path, compile=False), BatchNorm, dtype="float32")
