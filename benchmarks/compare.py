@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags
 
+from invcl_tf import results_io
+
 _OUTPUT = flags.DEFINE_string("output", None, "Where to write the comparison as JSON.")
 _TOLERANCE = flags.DEFINE_float("tolerance", 0.05, "Largest relative deviation from the mean.")
 
@@ -72,9 +74,8 @@ def main(argv):
     print(f"\n{len(rows) - len(outside)} of {len(rows)} figures within "
           f"±{100 * _TOLERANCE.value:.0f}% of their mean")
     if _OUTPUT.value:
-        with open(_OUTPUT.value, "w") as f:
-            json.dump({"files": paths, "tolerance": _TOLERANCE.value, "figures": rows}, f,
-                      indent=1)
+        results_io.write_json({"files": paths, "tolerance": _TOLERANCE.value,
+                               "figures": rows}, _OUTPUT.value)
     sys.exit(1 if outside else 0)
 
 

@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import cases  # noqa: E402
-from invcl_tf import configuration, pretraining  # noqa: E402
+from invcl_tf import configuration, pretraining, results_io  # noqa: E402
 from invcl_tf.data import pipeline, sources  # noqa: E402
 from invcl_tf.transforms import spirograph as spiro  # noqa: E402
 
@@ -454,8 +454,7 @@ def main(argv):
             result[case] = runners[case]()
             result["case_seconds"][case] = time.perf_counter() - start
             print(f"({case}: {result['case_seconds'][case]:.0f} s)\n", flush=True)
-    with open(_OUTPUT.value, "w") as f:
-        json.dump(result, f, indent=2)
+    results_io.write_json(result, _OUTPUT.value)
     print(f"wrote {_OUTPUT.value}")
 
 

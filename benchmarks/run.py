@@ -47,6 +47,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from invcl_tf import results_io  # noqa: E402 - JSON only: the parent process loads no TF
+
 _SECTIONS = flags.DEFINE_list("sections", ["peak", "steps", "renderer", "encoding",
                                            "demo_eval", "geometry"], "What to measure.")
 _CASES = flags.DEFINE_list("cases", ["quarter", "full"], "Step cases (benchmarks/cases.py).")
@@ -358,8 +360,7 @@ def main(argv):
               f"{_fmt(colour['fixed_batch_s'])}, colour + geometry "
               f"{_fmt(both['fixed_batch_s'])} ({result['geometry']['ratio']:.2f}x)", flush=True)
     result["wall_s"] = time.perf_counter() - started
-    with open(_OUTPUT.value, "w") as f:
-        json.dump(result, f, indent=2)
+    results_io.write_json(result, _OUTPUT.value)
     print(f"\nwrote {_OUTPUT.value} ({result['wall_s'] / 60:.1f} min)")
 
 

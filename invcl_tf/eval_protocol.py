@@ -158,9 +158,11 @@ def _sizes(data, config):
             max(2, int(len(data.test_x) * config.eval.test_fraction)))
 
 
-def _split(data, config, size=None, what="evaluation"):
-    """The probe-train and test subsets the evaluation uses (``size``: the monitor's sizes
-    ``(probe, test)``), drawn as ``sources.draw_subset`` says."""
+def evaluation_split(data, config, size=None, what="evaluation"):
+    """The probe-train and test subsets (``probe_x``, ``probe_y``, ``test_x``, ``test_y``)
+    the evaluation uses, ``size=(probe, test)`` for the monitor's: the first inputs of
+    Spirograph's i.i.d. targets, else drawn per class (``sources.draw_subset``); logs one
+    line when the probe's training split misses a class of the test split."""
     n_probe, n_test = size or _sizes(data, config)
     probe_x, probe_y = ((data.train_x, data.train_y) if data.probe_x is None
                         else (data.probe_x, data.probe_y))
@@ -168,8 +170,7 @@ def _split(data, config, size=None, what="evaluation"):
     salts = (subsets.PROBE, subsets.TEST) if size is None else (subsets.MONITOR_PROBE,
                                                                 subsets.MONITOR_TEST)
     probe_x, probe_y = sources.draw_subset(probe_x, probe_y, n_probe, drawn, salts[0])
-    test_x, test_y = sources.draw_subset(data.test_x, data.test_y, n_test, drawn,
-                                          salts[1])
+    test_x, test_y = sources.draw_subset(data.test_x, data.test_y, n_test, drawn, salts[1])
     if data.task == "classification":
         subsets.warn_about_classes(probe_y, test_y, data.label_names, what)
     return {"probe_x": probe_x, "probe_y": probe_y, "test_x": test_x, "test_y": test_y}
@@ -224,8 +225,9 @@ def quick_probe(encoder, data, config):
     """The in-training monitor: the evaluation's M = 1 probe score and conditional variance
     on subsets (``monitor_sizes``), in ``eval.precision`` as the evaluation."""
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _MONITOR)
-    split = _split(data, config, monitor_sizes(data, config, encoder.output_shape[-1]),
-                   what="monitor")
+    split = evaluation_split(data, config,
+                             monitor_sizes(data, config, encoder.output_shape[-1]),
+                             what="monitor")
     views = ViewEncoder(inference_encoder(encoder, config.eval.precision), data.transform,
                         config.eval.batch_size)
     scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split), seed,
@@ -252,7 +254,7 @@ def evaluate(encoder, data, config, num_passes=None):
     labelled = data.task != "unlabelled"
     if not labelled:
         num_passes = [1]  # no probe to average for; one pass feeds the nuisance probe
-    split = _split(data, config)
+    split = evaluation_split(data, config)
     seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
     passes_encoder = inference_encoder(encoder, config.eval.precision)
     float_encoder = inference_encoder(encoder, "float32")  # the penalty estimate's, always
@@ -302,7 +304,7 @@ def robustness(encoder, data, config, sweeps):
     if data.task == "unlabelled":
         raise errors.InputError("--robustness refits the linear probe, which needs labels: "
                                 "give the folder class subfolders")
-    split = _split(data, config)
+    split = evaluation_split(data, config)
     # The evaluation's own seed at every point: where a sweep's transformation is the
     # training one (Spirograph at v = 0) its score is results.json's at M = 1, and points
     # that differ only in v differ by the shift, not by their draws.

@@ -47,7 +47,10 @@ def format_table(results):
     return "\n".join(lines + _invariance_lines(results))
 
 
-def _write_json(obj, path):
+def write_json(obj, path):
+    """Writes ``obj`` as JSON to ``path`` through a temporary file and a rename, creating the
+    directory if need be."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
@@ -67,7 +70,7 @@ def write_results(results, directory, title=""):
     """Writes ``results.json`` (atomically) and the PNG into ``directory``; returns the paths."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, RESULTS_FILE)
-    _write_json(results, path)
+    write_json(results, path)
     if results["task"] == "unlabelled":  # no probe, nothing to plot against M
         return (path,)
     return path, plot_feature_averaging(results, os.path.join(directory, PLOT_FILE), title)
@@ -145,7 +148,7 @@ def write_robustness(found, directory):
     into ``directory`` (created if need be); returns the paths."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, ROBUSTNESS_FILE)
-    _write_json(found, path)
+    write_json(found, path)
     plt = _pyplot()
     metric = "mse" if "mse" in next(iter(found.values()))[0] else "accuracy"
     axes = sweep_axes(found)

@@ -738,7 +738,7 @@ def write_report(report, directory, meta):
         plot_monitor(report, os.path.join(directory, MONITOR_PLOT)),
         plot_robustness(report, os.path.join(directory, ROBUSTNESS_PLOT))) if p]
     json_path = os.path.join(directory, REPORT_FILE)
-    results_io._write_json({**report, "meta": dict(meta)}, json_path)
+    results_io.write_json({**report, "meta": dict(meta)}, json_path)
     readme = os.path.join(directory, README_FILE)
     _write_text(readme, format_readme(report, meta, plots))
     return [json_path, readme] + plots

@@ -78,7 +78,10 @@ def test_train_then_evaluate_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("flag,expected", [
-    ("--config.gp.wieght=0", "--config.gp.wieght"),
+    ("--config.gp.wieght=0", "--config.gp.wieght: no such config field; did you mean "
+                             "--config.gp.weight?"),
+    ("--config.train.learning_rate=nan", "--config.train.learning_rate: no such config field; "
+                                         "the fields of train are base_lr, batch_size,"),
     ("--config.gp.weight=-1", "--config.gp.weight: must be >= 0"),
     ("--config.train.batch_size=1", "--config.train.batch_size: must be at least 2"),
     ("--config.model.arch=vgg", "--config.model.arch: unknown arch"),

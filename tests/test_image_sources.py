@@ -299,11 +299,26 @@ def test_channel_stats_match_numpy(tmp_path):
         _save(str(tmp_path / "train" / f"{i}.png"), array)
     _save(str(tmp_path / "test" / "t.png"), arrays[0])
     train, _, _ = image_sources.load_image_source(_config(name="folder", path=str(tmp_path)))
-    mean, std = image_sources.channel_stats(train, 5)
-    pixels = arrays[:5].reshape(-1, 3) / 255.0
+    mean, std = image_sources.channel_stats(train, None)
+    pixels = arrays.reshape(-1, 3) / 255.0
     np.testing.assert_allclose(mean, pixels.mean(0), rtol=1e-10)
     np.testing.assert_allclose(std, pixels.std(0), rtol=1e-8)
     assert len(mean) == 3 and all(isinstance(v, float) for v in mean + std)
+    five = image_sources.subsets.draw(7, 5, None, image_sources.subsets.STATS)
+    mean, std = image_sources.channel_stats(train, 5)
+    np.testing.assert_allclose(mean, (arrays[five].reshape(-1, 3) / 255.0).mean(0), rtol=1e-10)
+
+
+def test_channel_stats_of_class_folders_sample_every_class(tmp_path):
+    for cls, colour in (("a_red", (255, 0, 0)), ("b_blue", (0, 0, 255))):
+        for i in range(6):
+            _save(str(tmp_path / "train" / cls / f"{i}.png"), _solid(colour))
+        _save(str(tmp_path / "test" / cls / "t.png"), _solid(colour))
+    train, _, _ = image_sources.load_image_source(_config(name="folder", path=str(tmp_path)))
+    mean, std = image_sources.channel_stats(train, 4)
+    # Two red and two blue images (the first four files are all red: mean (1, 0, 0)).
+    np.testing.assert_allclose(mean, (0.5, 0.0, 0.5), atol=1e-12)
+    np.testing.assert_allclose(std, (0.5, 0.0, 0.5), atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,6 +475,21 @@ def test_prepared_tfds_split_with_its_labels(file_format, tmp_path):
     assert sorted(_codes(first)) == sorted(_codes(second)) == list(range(40))
     assert _codes(first) != _codes(second)
     np.testing.assert_array_equal(_epochs(train, 3), np.stack([first, second]))
+
+
+@pytest.mark.parametrize("file_format", ["array_record", "tfrecord"])
+def test_tfds_size_limits_draw_per_class_and_epochs_read_only_them(file_format, tmp_path):
+    train, test, _ = image_sources.load_image_source(
+        _prepared(tmp_path, file_format)(train_size=9, test_size=6, shuffle_buffer=40))
+    # 9 of 40 (labels i % 3: 14, 13, 13): one each, then 6 by largest remainders: 3, 3, 3.
+    assert np.bincount(train.labels).tolist() == [3, 3, 3]
+    assert np.bincount(test.labels).tolist() == [2, 2, 2]
+    for split in (train, test):
+        codes = _codes(_images(split.ordered()))
+        np.testing.assert_array_equal(split.labels, np.array(codes) % 3)
+    kept = sorted(_codes(_images(train.ordered())))
+    for epoch in _epochs(train, 5):
+        assert sorted(_codes(epoch)) == kept  # an epoch is a permutation of the kept ones
 
 
 def test_array_record_share_reads_only_its_records(array_record):

@@ -101,3 +101,46 @@ def test_missing_data_fails_before_any_run(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("invcl-report")]
     assert len(lines) == 1 and "--config.dataset.data_dir" in lines[0] and "tfds build" in lines[0]
     assert not (tmp_path / "study").exists()
+
+
+def test_a_study_refuses_runs_of_another_config_and_records_every_invocation(tmp_path):
+    from invcl_tf import workdir
+
+    def tiny(**changes):
+        config = spirograph_cpu.get_config("tiny")
+        config.report.seeds, config.report.weights = (0,), (0.0,)
+        config.report.robustness = False
+        config.eval.every_epochs = 0
+        for dotted, value in changes.items():
+            section, field = dotted.split("__")
+            config[section][field] = value
+        return config
+
+    lines = []
+    experiments.run_study(tiny(), str(tmp_path), log=lines.append)
+    run = experiments.run_dir(str(tmp_path), 0, 0.0)
+    assert os.path.exists(os.path.join(run, "export", "saved_model.pb"))  # as invcl-train
+    stamps = {name: os.path.getmtime(os.path.join(run, "checkpoints", name))
+              for name in os.listdir(os.path.join(run, "checkpoints"))}
+    with pytest.raises(workdir.WorkdirError,
+                       match=r"holds runs made with another config \(fields: model.arch, "
+                             r"train.epochs; first in .*seed0_gp0.0\)"):
+        experiments.run_study(tiny(train__epochs=5, model__arch="resnet18"), str(tmp_path))
+    # A seed added with other epochs would be pooled with runs it does not match: refused
+    # before it trains.
+    with pytest.raises(workdir.WorkdirError, match=r"fields: train.epochs"):
+        experiments.run_study(tiny(report__seeds=(0, 1), train__epochs=1), str(tmp_path))
+    assert not os.path.exists(experiments.run_dir(str(tmp_path), 1, 0.0))
+    # Evaluation settings may change: the finished run is evaluated again, not retrained.
+    experiments.run_study(tiny(eval__num_passes=(1, 3)), str(tmp_path), log=lines.append)
+    assert "evaluation settings changed, evaluated again" in lines[-1]
+    results = json.load(open(os.path.join(run, "results.json")))
+    assert sorted(results["mse"]) == ["1", "3"]
+    assert stamps == {name: os.path.getmtime(os.path.join(run, "checkpoints", name))
+                      for name in os.listdir(os.path.join(run, "checkpoints"))}
+    experiments.run_study(tiny(eval__num_passes=(1, 3)), str(tmp_path), log=lines.append)
+    assert lines[-1].startswith("run 1/1 (seed 0, λ = 0): done already, skipped")
+    meta = json.load(open(tmp_path / study.REPORT_FILE))["meta"]
+    assert [call["trained"] for call in meta["invocations"]] == [True, True, False]
+    readme = open(tmp_path / study.README_FILE).read()
+    assert "| invocation 3 |" in readme

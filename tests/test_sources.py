@@ -137,5 +137,7 @@ def test_sweeps_in_the_same_units_share_a_plot_axis(tmp_path):
                     "shift ranges: shift / widening (grid units)": ["shift_widen"]}
     found = {name: [{"value": v, "accuracy": 0.5 - v / 400} for v in (0.0, 90.0)]
              for name in ("color_strength", "rotation", "shift")}
-    _, plot = results_io.write_robustness(found, str(tmp_path))
-    assert (tmp_path / "robustness.png").stat().st_size > 0 and plot.endswith(".png")
+    # Into a directory that does not exist yet (invcl-evaluate --output_dir=NEW).
+    _, plot = results_io.write_robustness(found, str(tmp_path / "new" / "dir"))
+    assert (tmp_path / "new" / "dir" / "robustness.png").stat().st_size > 0
+    assert plot.endswith(".png")

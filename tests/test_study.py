@@ -181,6 +181,23 @@ def test_per_target_ratios_against_lambda_zero_beside_the_papers():
     assert study.aggregate(runs)["paper"] is None
 
 
+def test_ratios_compare_the_seeds_both_weights_finished():
+    table = grid([(s, w) for s in (0, 1) for w in (0.0, 0.01)], seed=4)
+    runs = [run(s, w, r, status="diverged" if (s, w) == (1, 0.01) else "done")
+            for (s, w), r in table.items()]
+    report = study.aggregate(runs)
+    for m in MS:
+        row = report["ratios"]["per_weight"]["0.01"][m]
+        assert row["n"] == 1  # seed 1 diverged at λ = 0.01: seed 0 alone on both sides
+        assert row["mse"] == pytest.approx(values(table, 0.01, ("mse", m), [0])[0]
+                                           / values(table, 0.0, ("mse", m), [0])[0], rel=1e-12)
+        assert row["b"] == pytest.approx(
+            values(table, 0.01, ("mse_per_target", m, "b"), [0])[0]
+            / values(table, 0.0, ("mse_per_target", m, "b"), [0])[0], rel=1e-12)
+    readme = study.format_readme(report, {"command": "c"})
+    assert "| λ | M | n | test MSE |" in readme and "| 0.01 | 1 | 1 |" in readme
+
+
 def test_failed_and_diverged_runs_are_excluded_and_listed():
     good = [(0, 0.0), (1, 0.0), (2, 0.0), (0, 0.01), (1, 0.01)]
     table = grid(good + [(3, 0.0), (3, 0.01), (4, 0.01)], seed=5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.interrupts import StopAtStep
+from tests.interrupts import StopAfterEpoch, StopAtStep
 from tests.repo_configs import spirograph_cpu
 from invcl_tf import configuration, pretraining, workdir
 
@@ -22,18 +22,6 @@ def _config(**overrides):
     return config
 
 
-class _Interrupt(keras.callbacks.Callback):
-    """Stops the process-equivalent of a crash after ``epochs`` epochs."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
 def _weights(model):
     return [np.asarray(w) for w in model.encoder.weights + model.head.weights]
 
@@ -43,7 +31,7 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
     full = pretraining.train(config, str(tmp_path / "full"), verbose=0)
     with pytest.raises(KeyboardInterrupt):
         pretraining.train(config, str(tmp_path / "resumed"), verbose=0,
-                       extra_callbacks=[_Interrupt(2)])
+                       extra_callbacks=[StopAfterEpoch(2)])
     checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
     # Checkpoints are numbered by global step: 8 steps an epoch.
     assert (checkpoints / "ckpt-16.index").exists() and not (checkpoints / "ckpt-24.index").exists()
@@ -76,12 +64,25 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, ev
                 kernel = self.model.encoder.trainable_variables[0]
                 kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
-    with pytest.raises(pretraining.NonFiniteLossError, match=found):
+    with pytest.raises(pretraining.NonFiniteLossError,
+                       match=found + r".*the last good checkpoint \(ckpt-8 in .*\) is kept"):
         pretraining.train(_config(train__steps_per_execution=every), str(tmp_path),
                           verbose=0, extra_callbacks=[Poison()])
     checkpoints = tmp_path / workdir.CHECKPOINT_DIR
     assert (checkpoints / "ckpt-8.index").exists() and not (checkpoints / "ckpt-16.index").exists()
     assert not (tmp_path / workdir.ENCODER_FILE).exists()
+
+
+def test_a_divergence_before_any_checkpoint_does_not_promise_one(tmp_path):
+    class Poison(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            kernel = self.model.encoder.trainable_variables[0]
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    with pytest.raises(pretraining.NonFiniteLossError) as info:
+        pretraining.train(_config(), str(tmp_path), verbose=0, extra_callbacks=[Poison()])
+    assert "at step 1 (epoch 1); no checkpoint had been written yet" in str(info.value)
+    assert "is kept" not in str(info.value)
 
 
 def test_a_workdir_with_another_config_is_refused_and_left_alone(tmp_path):
@@ -165,12 +166,15 @@ def test_several_steps_per_call_train_and_checkpoint_as_one_step_calls_do(tmp_pa
     # Saved where a call crossed a multiple of 3 (at 4, 8 and 12), and at the epoch's end.
     saved = sorted(int(p.name[5:-6]) for p in checkpoints.glob("ckpt-*.index"))
     assert saved == [8, 12]  # the manager keeps the last two
-    # Resuming mid-epoch with 8 steps a call would end past the epoch: refused, by name.
+    # Resuming mid-epoch with 8 steps a call would end past the epoch: refused, by name,
+    # and the stored config still holds the run's own value.
+    stored = (tmp_path / "calls" / workdir.CONFIG_FILE).read_text()
     with pytest.raises(configuration.ConfigError,
                        match="steps_per_execution=8 does not divide the 4 steps left"):
         pretraining.train(_config(train__epochs=2, train__checkpoint_every_steps=3,
                                   train__steps_per_execution=8),
                           str(tmp_path / "calls"), verbose=0)
+    assert (tmp_path / "calls" / workdir.CONFIG_FILE).read_text() == stored
     resumed = pretraining.train(config, str(tmp_path / "calls"), verbose=0)
     assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 16
     # The graph loop rounds a little differently from one call a step: 16 LARS steps later the

@@ -9,6 +9,8 @@ import sys
 import time
 
 import pytest
+from absl import flags
+from ml_collections import config_flags
 
 from invcl_tf import configuration
 from tests.test_cli import REPO, TINY
@@ -45,6 +47,18 @@ def test_search_runs_the_baseline_first_writes_outputs_and_resumes(tmp_path):
     configuration.validate(config)
     best_row = min(rows, key=lambda r: float(r["score"]))
     assert config.gp.weight == pytest.approx(float(best_row["gp.weight"]))
+    # One numbering: the files' trial N is the "Trial #N" the search printed.
+    assert [r["trial"] for r in rows] == ["1", "2", "3"]
+    assert [r["role"] for r in rows] == ["baseline", "paired", "search"]
+    assert "Search: Running Trial #1" in proc.stdout
+    assert f"Trial #{best_row['trial']} " in best.__doc__
+    # Every field of the best config takes an override, tuples and placeholders included.
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values)
+    values(["prog", f"--config={tmp_path / 'best_config.py'}", "--config.eval.num_passes=1,10",
+            "--config.dataset.data_dir=/data/tfds", "--config.train.epochs=3"])
+    assert values.config.eval.num_passes == (1, 10) and values.config.train.epochs == 3
+    assert values.config.dataset.data_dir == "/data/tfds"
 
     proc = _search(tmp_path, "--max_trials=4")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -92,7 +106,7 @@ def test_hyperband_search_completes_with_the_baseline_first(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _rows(tmp_path)
     assert len(rows) >= 2 and all(r["status"] == "COMPLETED" for r in rows)
-    by_id = {r["trial_id"]: r for r in rows}
+    by_id = {r["trial"]: r for r in rows}
     assert rows[0]["baseline"] == "True"
     for row in rows[1:]:  # only the baseline and its continuations train with λ = 0
         parent = by_id.get(row["continues"])
@@ -113,3 +127,21 @@ def test_flags_that_cannot_work_get_one_line(tmp_path, flag, expected):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("invcl-tune")]
     assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_search_on_class_folders_completes(tmp_path):
+    from tests.test_probe_splits import _class_folder
+
+    root = _class_folder(tmp_path / "images")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuning.search", f"--config={REPO}/configs/images.py:tiny",
+         f"--config.dataset.path={root}", "--config.dataset.train_size=1000",
+         "--config.dataset.test_size=1000", "--tuner=random", "--max_trials=2",
+         f"--directory={tmp_path / 'tune'}"],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = _rows(tmp_path / "tune")
+    assert [r["status"] for r in rows] == ["COMPLETED"] * 2
+    assert all(0 <= float(r["score"]) <= 1 for r in rows)  # validation accuracies
+    assert (tmp_path / "tune" / "best_config.py").exists()

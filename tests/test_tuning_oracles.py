@@ -65,3 +65,33 @@ def test_the_baseline_records_lambda_zero_and_the_search_goes_on(tmp_path, kind)
     values = [t.hyperparameters.values for t in trials]
     assert values[0][BASELINE] and values[0]["gp.weight"] == 0.0
     assert all(not v[BASELINE] and 1e-4 <= v["gp.weight"] <= 1.0 for v in values[1:])
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian", "hyperband"])
+def test_the_baseline_and_its_pair_differ_in_lambda_alone(tmp_path, kind):
+    from tuning.hypermodel import baseline_settings
+
+    base = spirograph_cpu.get_config("tiny")
+    base.train.base_lr = 5.0  # outside the searched range: the nearest value it admits
+    space = {"gp.weight": ("log", 1e-4, 1.0), "train.temperature": ("choice", [0.2, 0.5]),
+             "train.base_lr": ("float", 0.5, 2.0)}
+    settings = baseline_settings(base, space)
+    assert settings == ({"gp.weight": 0.0, "train.temperature": 0.5, "train.base_lr": 2.0},
+                        {"gp.weight": 0.01, "train.temperature": 0.5, "train.base_lr": 2.0})
+    extra = ({"max_epochs": 9, "factor": 3} if kind == "hyperband" else
+             {"max_trials": 6, **({"num_initial_points": 3} if kind == "bayesian" else {})})
+    oracle = ORACLES[kind](objective=keras_tuner.Objective("val_probe_mse", "min"), seed=3,
+                           settings=settings, **extra)
+    oracle._set_project_dir(str(tmp_path), "search")
+    hps = keras_tuner.HyperParameters()
+    trial_config(base, hps, space)
+    oracle.update_space(hps)
+    trials = _run(oracle, lambda v: 0.1 + v["gp.weight"] + v["train.base_lr"] / 100)
+    fresh = [t.hyperparameters.values for t in trials if _CONTINUES not in
+             t.hyperparameters.values]
+    baseline, paired = fresh[0], fresh[1]
+    assert baseline[BASELINE] and {k: baseline[k] for k in space} == settings[0]
+    assert not paired[BASELINE] and {k: paired[k] for k in space} == settings[1]
+    assert len(fresh) > 2 and all(not v[BASELINE] for v in fresh[2:])
+    # The rest search: some trial draws other values of the other fields.
+    assert any(v["train.base_lr"] != 2.0 for v in fresh[2:])

@@ -644,15 +644,16 @@ def load_image_source(config):
 
 
 def channel_stats(split, sample_size):
-    """Per-channel mean and std of the first ``sample_size`` images of ``split.ordered()``,
-    in [0, 1] (float64 sums over batches, no whole-split array)."""
+    """Per-channel mean and std, in [0, 1], of ``sample_size`` images of ``split`` (all when
+    None) drawn per class (``subsets.draw``), not the first ones: a folder stores its classes
+    one after the other. Float64 sums over batches, no whole-split array."""
     total = np.zeros(3)
     squares = np.zeros(3)
     count = 0
-    images = split.ordered()
-    if sample_size is not None:
-        images = images.take(sample_size)
-    for batch in images.batch(_STATS_BATCH).as_numpy_iterator():
+    if sample_size is not None and sample_size < split.num_examples:
+        split = split.subset(subsets.draw(split.num_examples, sample_size, split.labels,
+                                          subsets.STATS))
+    for batch in split.ordered().batch(_STATS_BATCH).as_numpy_iterator():
         pixels = batch.reshape(-1, 3).astype(np.float64) / 255.0
         total += pixels.sum(0)
         squares += np.square(pixels).sum(0)

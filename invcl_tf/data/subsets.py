@@ -12,7 +12,8 @@ import numpy as np
 from absl import logging
 
 # Salts: one stream per use, so a limit, the probe split and the tuner never share draws.
-LIMIT_TRAIN, LIMIT_TEST, PROBE, TEST, MONITOR_PROBE, MONITOR_TEST, TUNER, TUNER_PROBE = range(8)
+(LIMIT_TRAIN, LIMIT_TEST, PROBE, TEST, MONITOR_PROBE, MONITOR_TEST, TUNER, TUNER_PROBE,
+ STATS) = range(9)
 
 
 def _rng(salt, seed=0):
