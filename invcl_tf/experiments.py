@@ -128,16 +128,17 @@ def run_study(config, output, log=print):
         status_path = os.path.join(directory, STATUS_FILE)
         done = workdir.read_json(status_path)
         minutes = (time.time() - start) / 60
-        if (seed, weight) in again and done["status"] == "done":
+        again_now = (seed, weight) in again and done["status"] == "done"
+        if again_now:
             log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}): evaluation settings "
                 f"changed, evaluated again ({minutes:.1f} min so far)")
-            done = None
-        if done:
+        elif done:
             log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}): {done['status']} "
                 f"already, skipped ({minutes:.1f} min so far)")
         else:
             log(f"run {i}/{len(cells)} (seed {seed}, λ = {weight:g}) starting "
                 f"({minutes:.1f} min so far)")
+        if again_now or not done:
             status = _train_and_evaluate(run_config(config, seed, weight), directory)
             trained = True
             os.makedirs(directory, exist_ok=True)  # a run may fail before it made its workdir

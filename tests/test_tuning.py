@@ -54,9 +54,10 @@ def test_search_runs_the_baseline_first_writes_outputs_and_resumes(tmp_path):
     assert f"Trial #{best_row['trial']} " in best.__doc__
     # Every field of the best config takes an override, tuples and placeholders included.
     values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", flag_values=values)
-    values(["prog", f"--config={tmp_path / 'best_config.py'}", "--config.eval.num_passes=1,10",
-            "--config.dataset.data_dir=/data/tfds", "--config.train.epochs=3"])
+    argv = ["prog", f"--config={tmp_path / 'best_config.py'}", "--config.eval.num_passes=1,10",
+            "--config.dataset.data_dir=/data/tfds", "--config.train.epochs=3"]
+    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
+    values(argv)
     assert values.config.eval.num_passes == (1, 10) and values.config.train.epochs == 3
     assert values.config.dataset.data_dir == "/data/tfds"
 
