@@ -286,7 +286,10 @@ def evaluate(encoder, data, config, num_passes=None):
         "nuisance_mse": probe.mse(nuisance.predict(first["test_h"]), first["test_alpha"]),
         "nuisance_mse_baseline": float(np.mean(data.transform.param_variance())),
         "num_probe_train": len(split["probe_x"]),
-        "probe_inputs": "pretraining" if data.probe_x is None else "fresh",
+        # Spirograph: fresh targets or the pretraining ones (eval.probe_targets); images: a
+        # part of the training split, drawn per class.
+        "probe_inputs": ("train_split" if data.task != "regression" else
+                         "pretraining" if data.probe_x is None else "fresh"),
         "num_test": len(split["test_x"]),
         "num_passes": num_passes,
         "eval_precision": config.eval.precision,

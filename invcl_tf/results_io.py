@@ -23,7 +23,8 @@ def _invariance_lines(results):
 def format_table(results):
     """A plain-text table of the probe's scores per M and the invariance metrics."""
     if results["task"] == "unlabelled":
-        lines = ["No labels (a flat folder): the label-free metrics only"]
+        lines = ["No labels (a flat folder, or no dataset.label_key): the label-free metrics "
+                 "only"]
     elif results["task"] == "regression":
         names = list(next(iter(results["mse_per_target"].values())))
         header = f"{'M':>4}  {'MSE':>10}  " + "  ".join(f"{n:>10}" for n in names)
@@ -33,6 +34,9 @@ def format_table(results):
             per = results["mse_per_target"][m]
             lines.append(f"{m:>4}  {value:10.3e}  " + "  ".join(f"{per[n]:10.3e}"
                                                                for n in names))
+        if names == ["m", "b", "sigma", "rfore"]:
+            lines.append("(Spirograph's targets: m and b shape the curve, sigma is its "
+                         "thickness, rfore the red of its colour)")
     else:
         header = f"{'M':>4}  {'accuracy':>9}  {'x-entropy':>9}  {'colour-only acc':>15}"
         lines = ["Linear probe on the test set, features averaged over M views", header,
@@ -97,6 +101,7 @@ def plot_feature_averaging(results, path, title=""):
                    label="untransformed")
         ax.set_ylabel("test accuracy")
     ax.set_xscale("log")
+    integer_ticks(ax, passes)
     ax.set_xlabel("M (views averaged per input)")
     ax.set_title(title or "Feature averaging: linear probe on the test set")
     ax.legend(fontsize="small")
@@ -105,6 +110,15 @@ def plot_feature_averaging(results, path, title=""):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def integer_ticks(ax, values):
+    """Ticks at the M actually evaluated, labelled 1, 3, 10 rather than 10⁰, 10¹."""
+    import matplotlib.ticker
+
+    ax.set_xticks(sorted({int(v) for v in values}))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def format_robustness(found):

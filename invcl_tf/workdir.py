@@ -57,9 +57,13 @@ def check_resume(workdir, config):
     refused, allowed = configuration.training_changes(
         stored, json.loads(configuration.to_json(config)))
     if refused:
+        longer = ("; train.epochs cannot change on a run (its learning rate decays to zero over "
+                  "the epochs it started with): train longer in a new --workdir"
+                  if "train.epochs" in refused else "")
         raise WorkdirError(
             f"--workdir {workdir} holds a run with a different config (fields: "
-            f"{', '.join(refused)}); use a new --workdir, or the stored config to resume")
+            f"{', '.join(refused)}); use a new --workdir, or the stored config to resume"
+            f"{longer}")
     return allowed
 
 

@@ -149,8 +149,10 @@ def test_sentence_says_excludes_zero_exactly_when_the_interval_does():
         assert paired[key]["excludes_zero"] is excludes
         assert ("excludes zero" in sentence) is excludes
         assert ("includes zero: no difference shown at this budget" in sentence) is (
-            not excludes)
+            not excludes and key != "mse/10")
         assert words in sentence
+        # A direction only where the interval shows one, never beside "no difference".
+        assert (("lowers" in sentence) or ("raises" in sentence)) is excludes
     assert paired["mse/10"]["mean"] == 0.0 and paired["mse/10"]["ci95"] == [0.0, 0.0]
     # every paired measurement of SPEC's list is there
     assert set(paired) == {"mse/1", "mse/3", "mse/10", "conditional_variance",
@@ -284,6 +286,7 @@ def test_write_report_writes_json_readme_and_plots(tmp_path):
         report["per_weight"]["0.01"]["metrics"]["mse"]["3"]["mean"])
     readme = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
     assert "paper (ResNet-18, 50 epochs, 100k targets)" in readme
+    assert "SPEC" not in readme  # nothing cited that a checkout does not hold
     for key in ("λ = 0.0", "λ = 0.01"):
         assert key in readme
     assert "total variance" in readme and "conditional variance" in readme

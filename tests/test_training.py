@@ -90,6 +90,11 @@ def test_a_workdir_with_another_config_is_refused_and_left_alone(tmp_path):
     before = (tmp_path / workdir.CONFIG_FILE).read_text()
     with pytest.raises(workdir.WorkdirError, match="different config.*gp.weight"):
         pretraining.train(_config(train__epochs=1, gp__weight=0.0), str(tmp_path), verbose=0)
+    # More epochs on a finished run: refused, saying why and how to train longer.
+    with pytest.raises(workdir.WorkdirError,
+                       match=r"fields: train.epochs\); .*train.epochs cannot change on a run "
+                             r"\(its learning rate decays to zero .*new --workdir"):
+        pretraining.train(_config(train__epochs=3), str(tmp_path), verbose=0)
     assert (tmp_path / workdir.CONFIG_FILE).read_text() == before
     assert (tmp_path / workdir.CHECKPOINT_DIR / "ckpt-8.index").exists()
 
