@@ -4,8 +4,39 @@ import difflib
 import os
 import sys
 
-# Before TensorFlow loads: its C++ start-up banners are noise in a CLI.
+_USER_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+# Before TensorFlow loads: its C++ INFO lines are noise in a CLI.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _start_tensorflow_quietly():
+    """Imports TensorFlow and lists its devices with the process's stderr pointed at
+    /dev/null.
+
+    TF's C++ start-up lines go there before any logging is set up, whatever
+    TF_CPP_MIN_LOG_LEVEL says: absl's "All log messages before absl::InitializeLog()", the
+    oneDNN notice, "Could not find cuda drivers" and cuInit's E0000 on a machine without a GPU.
+    Kept: everything after this point (TF's warnings and errors), an import that fails (it
+    raises once stderr is back), and all of it when TF_CPP_MIN_LOG_LEVEL is set below 2.
+    """
+    if _USER_LOG_LEVEL is not None and _USER_LOG_LEVEL < "2":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()  # cuInit reports here
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+_start_tensorflow_quietly()
 
 import ml_collections  # noqa: E402
 from absl import app, flags, logging  # noqa: E402

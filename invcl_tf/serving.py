@@ -4,11 +4,14 @@ The archive holds no Python: the transformation's sampling and rendering are tra
 functions, so ``tf.saved_model.load`` works in a process that never imports ``invcl_tf``.
 """
 
+import contextlib
+import logging
 import os
 import re
 
 import keras
 import tensorflow as tf
+from absl import logging as absl_logging
 
 from invcl_tf import configuration, errors, workdir
 from invcl_tf.data import pipeline, sources
@@ -105,6 +108,31 @@ def export_run(run_dir, output=None):
                   output or os.path.join(run_dir, workdir.EXPORT_DIR))
 
 
+class _WithoutUnsavedGradientWarnings(logging.Filter):
+    """Drops TF's "Importing a function ... with ops with unsaved custom gradients" warnings.
+
+    One per batch-norm layer is printed at every load (about 80 for a ResNet-18): the custom
+    gradient is batch norm's closed-form one, which the export does not save. It is harmless
+    here: what differentiates an export (fine-tuning through ``encode_training``, the penalty
+    estimate of ``invcl-evaluate --saved_model``) gets TF's gradient of the saved ops, and
+    tests/test_serving.py fine-tunes and estimates through one.
+    """
+
+    def filter(self, record):
+        return "unsaved custom gradients" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_load():
+    # TF's saved_model code logs through absl's logger, not tf.get_logger().
+    logger, quiet = absl_logging.get_absl_logger(), _WithoutUnsavedGradientWarnings()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
 def _keras_weight_name(variable_name):
     """``"stem_conv/kernel:0"`` -> ``"stem_conv_kernel"``: a name Keras optimizers can extend."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", re.sub(r":\d+$", "", variable_name))
@@ -122,8 +150,9 @@ class FineTunableTFSMLayer(keras.layers.TFSMLayer):
 
     def __init__(self, filepath, call_endpoint="encode",
                  call_training_endpoint="encode_training", **kwargs):
-        super().__init__(filepath, call_endpoint=call_endpoint,
-                         call_training_endpoint=call_training_endpoint, **kwargs)
+        with _quiet_load():
+            super().__init__(filepath, call_endpoint=call_endpoint,
+                             call_training_endpoint=call_training_endpoint, **kwargs)
 
     def _add_existing_weight(self, weight):
         # TFSMLayer names each Keras weight after the restored tf.Variable with only "/"
@@ -145,7 +174,8 @@ class SavedEncoder:
 
     def __init__(self, path):
         try:
-            self.module = tf.saved_model.load(path)
+            with _quiet_load():
+                self.module = tf.saved_model.load(path)
         except (OSError, ValueError) as err:
             raise errors.InputError(f"--saved_model={path}: no readable SavedModel there ({err}); "
                              "write one with invcl-export") from err

@@ -93,6 +93,9 @@ def test_bad_input_gives_one_line_and_an_exit_code(tmp_path, flag, expected):
     assert len(lines) == 1 and expected in lines[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+    # TensorFlow's C++ start-up lines are silenced: the error is all the user reads.
+    for noise in ("absl::InitializeLog", "cuInit", "oneDNN", "cuda drivers"):
+        assert noise not in proc.stderr, proc.stderr[-2000:]
 
 
 def test_an_unexpected_error_keeps_its_traceback(tmp_path):

@@ -197,3 +197,14 @@ def test_bfloat16_evaluation_rounds_the_encoder_and_nothing_else(exported):
     assert 1e-4 < np.abs(h - exact_h).max() / np.abs(exact_h).max() < 0.05
     with pytest.raises(eval_protocol.errors.InputError, match="eval.precision"):
         eval_protocol.evaluate(serving.SavedEncoder(exported["path"]), data, config)
+
+
+def test_loading_an_export_prints_no_warning_per_batch_norm_layer(exported, caplog):
+    with caplog.at_level("WARNING"):
+        tf.saved_model.load(exported["path"])  # TF's own load: one warning per BN layer
+    assert sum("unsaved custom gradients" in r.getMessage() for r in caplog.records) > 10
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        serving.SavedEncoder(exported["path"])
+        serving.FineTunableTFSMLayer(exported["path"])
+    assert not [r for r in caplog.records if "unsaved custom gradients" in r.getMessage()]
