@@ -87,6 +87,7 @@ def test_from_a_folder_to_an_encoder_its_evaluation_and_its_export(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.load(open(run / "results.json"))
     assert results["task"] == "classification" and set(results["accuracy"]) == {"1", "2"}
+    assert results["probe_inputs"] == "train_split"  # not Spirograph's "pretraining"
     assert results["num_test"] == 16 and results["num_probe_train"] == 24
     model = tf.saved_model.load(str(run / "export"))
     spec = model.signatures["serving_default"].structured_input_signature[1]["images"]

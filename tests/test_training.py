@@ -26,7 +26,7 @@ def _weights(model):
     return [np.asarray(w) for w in model.encoder.weights + model.head.weights]
 
 
-def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, capsys):
     config = _config(train__epochs=3)
     full = pretraining.train(config, str(tmp_path / "full"), verbose=0)
     with pytest.raises(KeyboardInterrupt):
@@ -35,7 +35,10 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
     checkpoints = tmp_path / "resumed" / workdir.CHECKPOINT_DIR
     # Checkpoints are numbered by global step: 8 steps an epoch.
     assert (checkpoints / "ckpt-16.index").exists() and not (checkpoints / "ckpt-24.index").exists()
+    capsys.readouterr()
     resumed = pretraining.train(config, str(tmp_path / "resumed"), verbose=0)
+    assert f"resuming {tmp_path / 'resumed'} after 16 steps: epoch 3 of 3, step 0 of 8" in \
+        capsys.readouterr().out
     assert int(resumed.optimizer.iterations) == int(full.optimizer.iterations) == 3 * 8
     for a, b in zip(_weights(full), _weights(resumed)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -90,6 +90,7 @@ def plot(rows, objective, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     done = [r for r in rows if r["score"] != ""]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -109,6 +110,9 @@ def plot(rows, objective, path):
     ax.set_ylabel(objective)
     if objective.endswith("mse"):
         ax.set_yscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")  # not 4.08×10⁻¹
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
