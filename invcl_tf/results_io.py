@@ -143,6 +143,10 @@ _SWEEP_AXES = (("color_strength", "colour jitter strength"),
                ("shift", "shift range ±v (fraction of the side)"),
                ("rotation_", "rotation range: shift / widening (radians)"),
                ("shift_", "shift ranges: shift / widening (grid units)"),
+               ("background_", "background colour ranges (rback, gback, bback; trained on "
+                               "U(0, 0.6)): shift / widening v, colour units"),
+               ("h_", "range of h (the pen's offset that shapes the curve; trained on "
+                      "U(0.5, 2.5)): shift / widening v"),
                ("", "nuisance range: shift / widening (parameter units)"))
 
 

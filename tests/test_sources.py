@@ -131,8 +131,10 @@ def test_sweeps_in_the_same_units_share_a_plot_axis(tmp_path):
     assert axes == {"colour jitter strength": ["color_strength"],
                     "rotation range ±v (degrees)": ["rotation"],
                     "shift range ±v (fraction of the side)": ["shift"],
-                    "nuisance range: shift / widening (parameter units)":
-                        ["background_shift", "h_widen"],
+                    "background colour ranges (rback, gback, bback; trained on U(0, 0.6)): "
+                    "shift / widening v, colour units": ["background_shift"],
+                    "range of h (the pen's offset that shapes the curve; trained on "
+                    "U(0.5, 2.5)): shift / widening v": ["h_widen"],
                     "rotation range: shift / widening (radians)": ["rotation_shift"],
                     "shift ranges: shift / widening (grid units)": ["shift_widen"]}
     found = {name: [{"value": v, "accuracy": 0.5 - v / 400} for v in (0.0, 90.0)]
