@@ -49,11 +49,9 @@ def check_resume(workdir, config):
     """Raises ``WorkdirError`` when ``workdir`` holds a run with a config that ``config`` may
     not resume (``configuration.RESUMABLE_CHANGES``); returns the allowed changed fields.
     Writes nothing."""
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
+    stored = read_json(os.path.join(workdir, CONFIG_FILE))
+    if stored is None:
         return []
-    with open(path) as f:
-        stored = json.load(f)
     refused, allowed = configuration.training_changes(
         stored, json.loads(configuration.to_json(config)))
     if refused:
