@@ -37,7 +37,7 @@ class ViewEncoder:
         self.encoder = encoder
         self.transform = transform
         self.batch_size = int(batch_size)
-        self._passes = tf.function(self._batch_passes, reduce_retracing=True)
+        self._passes = None  # traced at the first call, for any batch size (see _graph)
 
     def _encode_batch(self, x, seed):
         x, alpha, aux = pipeline.random_view(self.transform, x, seed)
@@ -46,9 +46,8 @@ class ViewEncoder:
 
     def _batch_passes(self, x, pass_seeds, index, wanted, keep):
         # Pass p of batch `index` draws from fold(pass_seeds[p], index), as one pass would.
-        # `wanted` (a tuple of bools, one per pass) and `keep` are Python values: constants of
-        # the graph, which is traced once per evaluation setting.
-        wanted = tf.constant(wanted)
+        # `wanted` (bool [P]) and `keep` (int32) are tensors, not Python values, so one trace
+        # serves every evaluation setting (M list, kept passes, number of passes).
         h, alpha = self._encode_batch(x, pipeline.fold(pass_seeds[0], index))
         first_h, first_alpha = h, alpha
         total = tf.cast(h, tf.float64)
@@ -65,7 +64,8 @@ class ViewEncoder:
                 means = means.write(means.size(), total / tf.cast(p + 1, tf.float64))
             if p < keep:
                 kept = kept.write(p, h)
-        kept = kept.stack() if keep else tf.zeros(tf.concat([[0], tf.shape(first_h)], 0))
+        kept = tf.cond(keep > 0, kept.stack,
+                       lambda: tf.zeros(tf.concat([[0], tf.shape(first_h)], 0)))
         return means.stack(), kept, first_h, first_alpha
 
     def encode_passes(self, x, pass_seeds, wanted, keep=0):
@@ -77,14 +77,26 @@ class ViewEncoder:
         pass's features and parameters.
         """
         pass_seeds = tf.stack([tf.convert_to_tensor(s, tf.int64) for s in pass_seeds])
-        mask = tuple(p + 1 in set(wanted) for p in range(len(pass_seeds)))
-        keep = min(int(keep), len(pass_seeds))
-        parts = [self._passes(xb, pass_seeds, tf.constant(i, tf.int64), mask, keep)
+        mask = tf.constant([p + 1 in set(wanted) for p in range(len(pass_seeds))])
+        keep = tf.constant(min(int(keep), len(pass_seeds)), tf.int32)
+        parts = [self._graph(xb)(xb, pass_seeds, tf.constant(i, tf.int64), mask, keep)
                  for i, xb in enumerate(input_batches(x, self.batch_size))]
         means, kept, first_h, first_alpha = (
             tf.concat([part[k] for part in parts], axis=1 if k < 2 else 0).numpy()
             for k in range(4))
         return means, kept, first_h, first_alpha
+
+    def _graph(self, batch):
+        # One graph per encoder and transformation, traced once with the batch dimension and
+        # the number of passes left open: the last, smaller batch, the monitor's next epoch
+        # and another M list reuse it (retracing each cost seconds and drew TF's warning).
+        if self._passes is None:
+            batch = tf.convert_to_tensor(batch)
+            self._passes = tf.function(self._batch_passes).get_concrete_function(
+                tf.TensorSpec([None, *batch.shape[1:]], batch.dtype),
+                tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([], tf.int64),
+                tf.TensorSpec([None], tf.bool), tf.TensorSpec([], tf.int32))
+        return self._passes
 
     def encode(self, x, seed):
         """Representations ``[N, D]`` and parameters ``[N, K]`` of one random view of each input."""
@@ -221,24 +233,46 @@ def _by_m(scores):
     return {name: {str(m): s[name] for m, s in scores.items()} for name in metrics}
 
 
-def quick_probe(encoder, data, config):
-    """The in-training monitor: the evaluation's M = 1 probe score and conditional variance
-    on subsets (``monitor_sizes``), in ``eval.precision`` as the evaluation."""
-    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _MONITOR)
-    split = evaluation_split(data, config,
-                             monitor_sizes(data, config, encoder.output_shape[-1]),
-                             what="monitor")
-    views = ViewEncoder(inference_encoder(encoder, config.eval.precision), data.transform,
-                        config.eval.batch_size)
-    scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split), seed,
-                                            keep_test_passes=1)
-    second = views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, 2))[0]
-    copies = np.stack([first["test_passes"][0], second])
-    found = {"conditional_variance": variance.conditional_variance(copies)}
-    if data.task != "unlabelled":
-        main = "mse" if data.task == "regression" else "accuracy"
-        found[f"probe_{main}"] = scores[1][main]
-    return found
+class QuickProbe:
+    """The in-training monitor: called with the encoder, the evaluation's M = 1 probe score
+    and conditional variance on subsets (``monitor_sizes``), in ``eval.precision`` as the
+    evaluation. It keeps its split and its traced view encoder from call to call (a recast
+    copy takes the encoder's current weights), so epochs after the first trace nothing."""
+
+    def __init__(self, data, config):
+        self.data = data
+        self.config = config
+        self._split = None
+        self._views = None
+        self._source = None
+
+    def _view_encoder(self, encoder):
+        if self._source is not encoder:
+            self._source = encoder
+            self._views = ViewEncoder(inference_encoder(encoder, self.config.eval.precision),
+                                      self.data.transform, self.config.eval.batch_size)
+        elif self._views.encoder is not encoder:
+            self._views.encoder.set_weights(encoder.get_weights())
+        return self._views
+
+    def __call__(self, encoder):
+        data, config = self.data, self.config
+        seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _MONITOR)
+        if self._split is None:
+            self._split = evaluation_split(
+                data, config, monitor_sizes(data, config, encoder.output_shape[-1]),
+                what="monitor")
+        split = self._split
+        views = self._view_encoder(encoder)
+        scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split),
+                                                seed, keep_test_passes=1)
+        second = views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, 2))[0]
+        copies = np.stack([first["test_passes"][0], second])
+        found = {"conditional_variance": variance.conditional_variance(copies)}
+        if data.task != "unlabelled":
+            main = "mse" if data.task == "regression" else "accuracy"
+            found[f"probe_{main}"] = scores[1][main]
+        return found
 
 
 def evaluate(encoder, data, config, num_passes=None):

@@ -167,17 +167,16 @@ class ProbeMonitor(keras.callbacks.Callback):
 
     def __init__(self, data, config, path=None):
         super().__init__()
-        self.data = data
         self.config = config
         self.path = path
+        self.probe = eval_protocol.QuickProbe(data, config)
 
     def on_epoch_end(self, epoch, logs=None):
         every = self.config.eval.every_epochs
         if logs is None or not every or (epoch + 1) % every:
             return
         found = {f"monitor_{name}": value
-                 for name, value in eval_protocol.quick_probe(self.model.encoder, self.data,
-                                                              self.config).items()}
+                 for name, value in self.probe(self.model.encoder).items()}
         logs.update(found)
         if self.path:
             record = workdir_lib.read_json(self.path) or {"epoch": []}
