@@ -93,7 +93,7 @@ def plot_feature_averaging(results, path, title=""):
         for name in next(iter(results["mse_per_target"].values())):
             ax.plot(passes, [results["mse_per_target"][str(m)][name] for m in passes], ".--",
                     label=name)
-        ax.set_yscale("log")
+        log_y(ax)
         ax.set_ylabel("test MSE")
     else:
         passes = [int(m) for m in results["accuracy"]]
@@ -113,6 +113,16 @@ def plot_feature_averaging(results, path, title=""):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def log_y(ax):
+    """A log y axis whose ticks read as plain numbers (0.004, not 4×10⁻³)."""
+    import matplotlib.ticker
+
+    ax.set_yscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
 
 
 def integer_ticks(ax, values):
@@ -182,7 +192,7 @@ def write_robustness(found, directory):
         ax.set_xlabel(label)
         ax.set_ylabel(f"test {metric} (M = 1)")
         if metric == "mse":
-            ax.set_yscale("log")
+            log_y(ax)
         ax.legend(fontsize="small")
         ax.grid(True, alpha=0.3)
     fig.suptitle("Robustness to test-time nuisance")

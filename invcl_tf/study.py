@@ -624,39 +624,47 @@ def _yerr(ses):
     return [0.0 if s is None else s for s in ses]
 
 
+def _plot_by_m(ax, lines, label, **style):
+    for key, by_m in lines:
+        ms = sorted(by_m, key=_m_order)
+        ax.errorbar([float(m) for m in ms], [by_m[m]["mean"] for m in ms],
+                    yerr=_yerr(by_m[m]["se"] for m in ms), capsize=3, label=label(key, by_m),
+                    **style)
+
+
 def plot_scores_vs_m(report, path):
     """Test MSE (log-log) or accuracy (log-x) against M, one line per λ, error bars = s.e.;
-    the paper's points as open squares. Returns ``path``, or None with nothing to plot."""
+    the paper's points, made at another scale, on a panel of their own. Returns ``path``,
+    or None with nothing to plot."""
     regression = report["task"] == "regression"
     name = "mse" if regression else "accuracy"
     lines = [(k, report["per_weight"][k]["metrics"].get(name)) for k in report["weights"]]
     lines = [(k, by_m) for k, by_m in lines if by_m]
     if not lines:
         return None
-    plt = results_io._pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, by_m in lines:
-        ms = sorted(by_m, key=_m_order)
-        ax.errorbar([float(m) for m in ms], [by_m[m]["mean"] for m in ms],
-                    yerr=_yerr(by_m[m]["se"] for m in ms), marker="o", capsize=3,
-                    label=f"λ = {key} (n = {max(by_m[m]['n'] for m in ms)})")
     paper = report.get("paper") or {}
-    for key, metrics in (paper.get("per_weight") or {}).items():
-        by_m = metrics.get(name)
-        if by_m:
-            ms = sorted(by_m, key=_m_order)
-            ax.errorbar([float(m) for m in ms], [by_m[m]["mean"] for m in ms],
-                        yerr=_yerr(by_m[m]["se"] for m in ms), marker="s", ls="none",
-                        mfc="none", capsize=3, label=f"{paper['label']}, λ = {key}")
-    ax.set_xscale("log")
-    results_io.integer_ticks(ax, [float(m) for _, by_m in lines for m in by_m])
-    if regression:
-        ax.set_yscale("log")
-    ax.set_xlabel("M (views averaged per input)")
-    ax.set_ylabel(f"test {'MSE' if regression else 'accuracy'} (mean ± s.e. over seeds)")
-    ax.set_title("Feature averaging, per λ")
-    ax.legend(fontsize="x-small")
-    ax.grid(True, which="both", alpha=0.3)
+    paper_lines = [(k, m.get(name)) for k, m in (paper.get("per_weight") or {}).items()
+                   if m.get(name)]
+    plt = results_io._pyplot()
+    fig, axes = plt.subplots(1, 1 + bool(paper_lines), figsize=(6 + 5 * bool(paper_lines), 4),
+                             squeeze=False)
+    _plot_by_m(axes[0, 0], lines, marker="o",
+               label=lambda key, by_m: f"λ = {key} (n = {max(s['n'] for s in by_m.values())})")
+    axes[0, 0].set_title("This study: feature averaging, per λ")
+    if paper_lines:
+        _plot_by_m(axes[0, 1], paper_lines, marker="s", mfc="none",
+                   label=lambda key, by_m: f"λ = {key}")
+        axes[0, 1].set_title(f"The paper, at its own scale:\n{paper['label']}",
+                             fontsize="medium")
+    for ax, drawn in zip(axes[0], (lines, paper_lines)):
+        ax.set_xscale("log")
+        results_io.integer_ticks(ax, [float(m) for _, by_m in drawn for m in by_m])
+        if regression:
+            results_io.log_y(ax)
+        ax.set_xlabel("M (views averaged per input)")
+        ax.set_ylabel(f"test {'MSE' if regression else 'accuracy'} (mean ± s.e. over seeds)")
+        ax.legend(fontsize="x-small")
+        ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -685,7 +693,7 @@ def plot_monitor(report, path):
             ax.fill_between(series["epoch"], mean - se, mean + se, alpha=0.2)
             positive = positive and bool(np.all(mean > 0))
         if positive:
-            ax.set_yscale("log")
+            results_io.log_y(ax)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name.replace("monitor_", "").replace("_", " "))
@@ -720,7 +728,7 @@ def plot_robustness(report, path):
                             yerr=_yerr(s["se"] for _, s in points), marker="o", capsize=3,
                             label=f"λ = {key}")
         if metric == "mse":
-            ax.set_yscale("log")
+            results_io.log_y(ax)
         ax.set_title(sweep)
         ax.set_xlabel(results_io.sweep_label(sweep))
         ax.set_ylabel(f"test {metric} (M = 1)")

@@ -364,3 +364,29 @@ def test_classification_aggregates_accuracy_and_says_raises(tmp_path):
     assert study.PAPER_CIFAR10["label"] in readme and "λ = 0.1" in readme
     assert math.isclose(study.PAPER_CIFAR10["per_weight"]["0.1"]["accuracy"]["100"]["mean"],
                         0.9483)
+
+
+def test_the_papers_points_get_a_panel_of_their_own(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    figures = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: figures.append(fig))
+    table = grid([(s, w) for s in (0, 1) for w in (0.0, 0.01)])
+    ours = study.aggregate([run(s, w, r) for (s, w), r in table.items()])
+    with_paper = study.aggregate([run(s, w, r) for (s, w), r in table.items()],
+                                 paper=study.PAPER_SPIROGRAPH)
+    study.plot_scores_vs_m(ours, str(tmp_path / "a.png"))
+    study.plot_scores_vs_m(with_paper, str(tmp_path / "b.png"))
+    alone, beside = figures
+    assert len(alone.axes) == 1
+    first, second = beside.axes
+    paper_mse = [s["mean"] for m in study.PAPER_SPIROGRAPH["per_weight"].values()
+                 for s in m["mse"].values()]
+    our_mse = [s["mean"] for k in with_paper["weights"]
+               for s in with_paper["per_weight"][k]["metrics"]["mse"].values()]
+    drawn = lambda ax: sorted(y for c in ax.containers for y in c.lines[0].get_ydata())
+    assert drawn(first) == pytest.approx(sorted(our_mse))
+    assert drawn(second) == pytest.approx(sorted(paper_mse))
+    assert "paper" in second.get_title() and "paper" not in first.get_title()
+    assert [t.get_text() for t in first.get_xticklabels()] == ["1", "3", "10"]

@@ -3,7 +3,7 @@
 import csv
 import os
 
-from invcl_tf import configuration
+from invcl_tf import configuration, results_io
 from tuning import oracles
 from tuning.hypermodel import BASELINE, baseline_settings, trial_config
 
@@ -86,12 +86,7 @@ def write_outputs(tuner, hypermodel, directory):
 
 def plot(rows, objective, path):
     """The objective against λ on a symlog axis, so the λ = 0 baseline shows."""
-    import matplotlib  # deferred: only the report needs it, headless
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
+    plt = results_io._pyplot()
     done = [r for r in rows if r["score"] != ""]
     fig, ax = plt.subplots(figsize=(6, 4))
     # Only the baseline and its pair differ in λ alone; with more than λ searched, the other
@@ -109,10 +104,7 @@ def plot(rows, objective, path):
     ax.set_xlabel("λ (gp.weight)")
     ax.set_ylabel(objective)
     if objective.endswith("mse"):
-        ax.set_yscale("log")
-        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")  # not 4.08×10⁻¹
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
+        results_io.log_y(ax)  # plain numbers, not 4.08×10⁻¹
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
