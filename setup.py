@@ -26,7 +26,12 @@ setup(
         "etils[epath]>=1.5",  # the TFDS builder's path (TFDS itself needs it too)
         "pillow>=10",  # image folders: header checks before training
     ],
-    extras_require={"test": ["pytest>=8", "dill>=0.3"]},  # dill: TFDS builder tests
+    extras_require={
+        # Keras 3's JAX backend (KERAS_BACKEND=jax): the shared math runs there too.
+        "jax": ["jax>=0.4.34"],
+        # dill: TFDS builder tests; jax: the shared math is tested on both backends.
+        "test": ["pytest>=8", "dill>=0.3", "jax>=0.4.34"],
+    },
     entry_points={
         "console_scripts": [
             "invcl-train=invcl_tf.train:run",

@@ -10,3 +10,7 @@ class UserError(Exception):
 
 class InputError(UserError, ValueError):
     """A flag or argument holds a value that cannot be used (not a config field)."""
+
+
+class DataError(UserError, ValueError):
+    """The data a config asks for is not available; the message says how to provide it."""

@@ -53,6 +53,22 @@ def _machine():
     return f"{model}, {os.cpu_count()} cores, {platform.system()}"
 
 
+def command(argv=None):
+    """The command as a user types it: ``python -m invcl_tf.report`` and the flags, with
+    paths inside the repository relative to it (a record that holds on any machine)."""
+    argv = sys.argv if argv is None else argv
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def relative(arg):
+        flag, eq, value = arg.partition("=")
+        path = value.split(":", 1)  # --config=FILE:variant
+        if eq and os.path.isabs(path[0]) and os.path.commonpath([root, path[0]]) == root:
+            return flag + eq + ":".join([os.path.relpath(path[0], root)] + path[1:])
+        return arg
+
+    return " ".join(["python -m invcl_tf.report"] + [relative(a) for a in argv[1:]])
+
+
 def _commit():
     try:
         here = os.path.dirname(os.path.abspath(__file__))
@@ -146,7 +162,7 @@ def run_study(config, output, log=print):
         records.append(_record(directory, seed, weight))
     report = study.aggregate(records, paper_numbers(config))
     wall = round(time.time() - start, 1)
-    invocation = {"command": " ".join(sys.argv), "commit": _commit(),
+    invocation = {"command": command(), "commit": _commit(),
                   "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   "trained": trained, "wall_time_s": wall}
     previous = (workdir.read_json(os.path.join(output, study.REPORT_FILE)) or {}).get("meta")

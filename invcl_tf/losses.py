@@ -1,6 +1,11 @@
-"""The NT-Xent contrastive loss (SimCLR), as the InvCLR authors compute it."""
+"""The NT-Xent contrastive loss (SimCLR), as the InvCLR authors compute it.
 
-import tensorflow as tf
+Written in ``keras.ops`` only: the TensorFlow and the JAX backends run this same code.
+"""
+
+from keras import ops
+
+from invcl_tf.numerics import l2_normalize, mean, wide_dtype
 
 _MASKED_LOGIT = -1e9
 
@@ -11,8 +16,8 @@ def nt_xent(z1, z2, temperature=0.5):
     Logits are cosine similarities over τ among the 2B projections with self-similarity
     masked out; each anchor's positive is the other view of the same example.
     """
-    z1 = tf.convert_to_tensor(z1)
-    z2 = tf.convert_to_tensor(z2, dtype=z1.dtype)
+    z1 = ops.convert_to_tensor(z1)
+    z2 = ops.cast(ops.convert_to_tensor(z2), z1.dtype)
     return nt_xent_against(z1, z2, z1, z2, 0, temperature)
 
 
@@ -26,18 +31,16 @@ def nt_xent_against(z1, z2, keys1, keys2, offset, temperature=0.5):
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    # Softmax over thousands of logits wants float32 under mixed precision (float64 is kept).
-    dtype = tf.float64 if z1.dtype == tf.float64 else tf.float32
-    anchors = tf.math.l2_normalize(tf.cast(tf.concat([z1, z2], 0), dtype), axis=1)
-    keys = tf.math.l2_normalize(tf.cast(tf.concat([keys1, keys2], 0), dtype), axis=1)
-    b = tf.shape(z1)[0]
-    global_b = tf.shape(keys1)[0]
-    logits = tf.matmul(anchors, keys, transpose_b=True) / temperature
+    dtype = wide_dtype(z1)
+    anchors = l2_normalize(ops.cast(ops.concatenate([z1, z2], 0), dtype), axis=1)
+    keys = l2_normalize(ops.cast(ops.concatenate([keys1, keys2], 0), dtype), axis=1)
+    b = ops.shape(z1)[0]
+    global_b = ops.shape(keys1)[0]
+    logits = ops.matmul(anchors, ops.transpose(keys)) / temperature
     # Row r of the local anchors is key `self_index`; its positive is the other view's copy.
-    local = tf.range(b)
-    self_index = tf.concat([local + offset, local + offset + global_b], 0)
-    positive = tf.concat([local + offset + global_b, local + offset], 0)
-    self_mask = tf.one_hot(self_index, 2 * global_b, dtype=dtype)
-    logits = logits + _MASKED_LOGIT * self_mask
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positive, logits=logits)
-    return tf.reduce_mean(losses)
+    local = ops.arange(b, dtype="int32") + ops.cast(offset, "int32")
+    self_index = ops.concatenate([local, local + global_b], 0)
+    positive = ops.concatenate([local + global_b, local], 0)
+    logits = logits + _MASKED_LOGIT * ops.one_hot(self_index, 2 * global_b, dtype=dtype)
+    chosen = ops.take_along_axis(logits, ops.expand_dims(positive, 1), axis=1)[:, 0]
+    return mean(ops.logsumexp(logits, axis=1) - chosen)

@@ -5,30 +5,43 @@ With ĥ the normalised representation of view 1 and ε Rademacher signs, ``s = �
 ``E_ε[(εᵀJδ)²] = ||Jδ||²`` this estimates ``E||ĥ(α') − ĥ(α)||²`` to first order without the
 full Jacobian. ``G`` stays on the outer tape (double backpropagation), so the training
 gradient reaches the encoder's weights through it.
+
+Written in ``keras.ops``, for every backend; the inner gradient ``G`` (a nested
+``tf.GradientTape`` or ``jax.grad``), the random signs and the cross-replica mean come from
+the backend's plumbing (``invcl_tf.tensorflow_plumbing``, ``invcl_tf.jax_plumbing``).
 """
 
-import tensorflow as tf
+from keras import ops
 
-from invcl_tf import replicas
+from invcl_tf import backends
+from invcl_tf.numerics import l2_normalize, mean, wide_dtype
 
 
 def at_least_float32(x):
     """``x`` as a float32 tensor, or float64 if it already is (for exactness checks)."""
-    x = tf.convert_to_tensor(x)
-    return x if x.dtype == tf.float64 else tf.cast(x, tf.float32)
+    x = ops.convert_to_tensor(x)
+    return ops.cast(x, wide_dtype(x))
 
 
-def rademacher(seed, shape, dtype=tf.float32):
-    """Stateless i.i.d. ±1 signs of ``shape`` from a length-2 integer ``seed``."""
-    bits = tf.random.stateless_uniform(shape, seed, minval=0, maxval=2, dtype=tf.int32)
-    return tf.cast(2 * bits - 1, dtype)
+def rademacher(seed, shape, dtype="float32"):
+    """Stateless i.i.d. ±1 signs of ``shape`` from a length-2 integer ``seed`` (each backend
+    draws its own stream)."""
+    return backends.plumbing("penalty_gradient").rademacher(seed, shape, dtype)
+
+
+def signed_sum(h, signs, normalize, dtype):
+    """``s = Σ ε·ĥ`` in ``dtype`` (float32 even under mixed precision), with ``ĥ = h/||h||``
+    when ``normalize``: the scalar whose gradient in α is the penalty's ``G``."""
+    h = ops.cast(h, dtype)
+    h_hat = l2_normalize(h, axis=1) if normalize else h
+    return ops.sum(ops.cast(signs, dtype) * h_hat)
 
 
 def penalty_terms(grad_alpha, alpha, alpha_extra):
     """Per-example mean over the N extra draws of ``(G_i · (α'_{i,k} − α_i))²``, shape [B]."""
-    delta = alpha_extra - alpha[:, None, :]
-    projection = tf.einsum("bk,bnk->bn", grad_alpha, delta)
-    return tf.reduce_mean(tf.square(projection), axis=1)
+    delta = alpha_extra - ops.expand_dims(alpha, 1)
+    projection = ops.einsum("bk,bnk->bn", grad_alpha, delta)
+    return mean(ops.square(projection), axis=1)
 
 
 def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True, signs=None,
@@ -45,23 +58,23 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
       signs: Rademacher ε ``[B, D]``; drawn from ``seed`` (or statelessly at random) if None.
       seed: optional length-2 integer seed for ``signs``.
     """
+    plumbing = backends.plumbing("penalty_gradient")
     alpha = at_least_float32(alpha)
-    alpha_extra = tf.cast(alpha_extra, alpha.dtype)
-    if alpha.shape.rank != 2:
+    alpha_extra = ops.cast(alpha_extra, alpha.dtype)
+    if len(alpha.shape) != 2:
         raise ValueError(f"alpha must be [B, K], got shape {alpha.shape}")
-    if alpha_extra.shape.rank != 3:
+    if len(alpha_extra.shape) != 3:
         raise ValueError(f"alpha_extra must be [B, N, K], got shape {alpha_extra.shape}")
-    with tf.GradientTape() as tape:
-        tape.watch(alpha)
-        h = representation_fn(alpha)
-        h_wide = tf.cast(h, alpha.dtype)  # float32 algebra even under mixed precision
-        h_hat = tf.math.l2_normalize(h_wide, axis=1) if normalize else h_wide
-        if signs is None:
-            if seed is None:
-                seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-            signs = rademacher(seed, tf.shape(h_hat))
-        s = tf.reduce_sum(tf.cast(signs, h_hat.dtype) * h_hat)
-    grad_alpha = tape.gradient(s, alpha, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def signed(a):
+        h = representation_fn(a)
+        eps = signs
+        if eps is None:
+            eps = plumbing.rademacher(plumbing.random_seed() if seed is None else seed,
+                                      ops.shape(h))
+        return signed_sum(h, eps, normalize, alpha.dtype), h
+
+    grad_alpha, h = plumbing.alpha_gradient(signed, alpha)
     # Clip after the global-batch mean so N replicas clip what one device would.
-    penalty = replicas.global_mean(tf.reduce_mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
-    return tf.minimum(penalty, tf.cast(clip, penalty.dtype)), h
+    penalty = plumbing.global_mean(mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
+    return ops.minimum(penalty, ops.cast(clip, penalty.dtype)), h

@@ -64,7 +64,8 @@ def write_json(obj, path):
     os.replace(tmp, path)
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend."""
     import matplotlib  # deferred: only reports need it, and only a headless backend
 
     matplotlib.use("Agg")
@@ -85,7 +86,7 @@ def write_results(results, directory, title=""):
 
 def plot_feature_averaging(results, path, title=""):
     """Saves the probe's test metric against M (log-x): MSE per target, or accuracy."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     if results["task"] == "regression":
         passes = [int(m) for m in results["mse"]]
@@ -103,16 +104,11 @@ def plot_feature_averaging(results, path, title=""):
         ax.axhline(results["untransformed"]["accuracy"]["1"], color="gray", ls=":",
                    label="untransformed")
         ax.set_ylabel("test accuracy")
-    ax.set_xscale("log")
-    integer_ticks(ax, passes)
-    ax.set_xlabel("M (views averaged per input)")
+    m_axis(ax, passes)
     ax.set_title(title or "Feature averaging: linear probe on the test set")
     ax.legend(fontsize="small")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def log_y(ax):
@@ -123,6 +119,23 @@ def log_y(ax):
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
+
+
+def save_figure(fig, path):
+    """Lays out, writes (120 dpi) and closes ``fig``; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def m_axis(ax, values):
+    """A log x axis of M, ticked at the M in ``values`` and labelled 1, 3, 10 (not 10⁰)."""
+    ax.set_xscale("log")
+    integer_ticks(ax, values)
+    ax.set_xlabel("M (views averaged per input)")
 
 
 def integer_ticks(ax, values):
@@ -180,7 +193,7 @@ def write_robustness(found, directory):
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, ROBUSTNESS_FILE)
     write_json(found, path)
-    plt = _pyplot()
+    plt = pyplot()
     metric = "mse" if "mse" in next(iter(found.values()))[0] else "accuracy"
     axes = sweep_axes(found)
     fig, panels = plt.subplots(1, len(axes), figsize=(5 * len(axes), 3.8), squeeze=False)
@@ -196,8 +209,4 @@ def write_robustness(found, directory):
         ax.legend(fontsize="small")
         ax.grid(True, alpha=0.3)
     fig.suptitle("Robustness to test-time nuisance")
-    fig.tight_layout()
-    plot = os.path.join(directory, ROBUSTNESS_PLOT)
-    fig.savefig(plot, dpi=120)
-    plt.close(fig)
-    return path, plot
+    return path, save_figure(fig, os.path.join(directory, ROBUSTNESS_PLOT))

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
-from invcl_tf.data import image_sources, sources
+from invcl_tf.data import image_sources, image_splits, sources, subsets
 from invcl_tf.data.pipeline import fold
 
 
@@ -304,7 +304,7 @@ def test_channel_stats_match_numpy(tmp_path):
     np.testing.assert_allclose(mean, pixels.mean(0), rtol=1e-10)
     np.testing.assert_allclose(std, pixels.std(0), rtol=1e-8)
     assert len(mean) == 3 and all(isinstance(v, float) for v in mean + std)
-    five = image_sources.subsets.draw(7, 5, None, image_sources.subsets.STATS)
+    five = subsets.draw(7, 5, None, subsets.STATS)
     mean, std = image_sources.channel_stats(train, 5)
     np.testing.assert_allclose(mean, (arrays[five].reshape(-1, 3) / 255.0).mean(0), rtol=1e-10)
 
@@ -461,7 +461,7 @@ def test_prepared_tfds_split_with_its_labels(file_format, tmp_path):
     """Real files in both formats: ArrayRecord is read by index, TFRecord streamed."""
     train, test, names = image_sources.load_image_source(
         _prepared(tmp_path, file_format)(test_size=10, shuffle_buffer=40))
-    indexed = isinstance(train, image_sources._IndexedSplit)
+    indexed = isinstance(train, image_splits.IndexedSplit)
     assert indexed == (file_format == "array_record")
     assert names == ("a", "b", "c")
     assert train.num_examples == 40 and test.num_examples == 10

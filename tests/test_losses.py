@@ -1,12 +1,13 @@
 """NT-Xent against a naive float64 NumPy formula, its gradients, and its replica split."""
 
-import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from invcl_tf.losses import nt_xent, nt_xent_against
+from tests.numpy_references import numeric_grad as _numeric_grad
+from tests.numpy_references import reference_nt_xent as _reference_nt_xent
 
 CASES = [(1, 3, 0.5), (2, 4, 0.1), (3, 5, 1.0), (5, 8, 0.5), (8, 16, 0.1)]
 
@@ -14,36 +15,6 @@ CASES = [(1, 3, 0.5), (2, 4, 0.1), (3, 5, 1.0), (5, 8, 0.5), (8, 16, 0.1)]
 def _views(b, p, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(b, p)), rng.normal(size=(b, p))
-
-
-def _reference_nt_xent(z1, z2, temperature):
-    """Loop over the 2B anchors: cosine / τ, self excluded, positive = the other view."""
-    z = [list(map(float, row)) for row in np.concatenate([z1, z2], 0)]
-    n, b = len(z), len(z1)
-
-    def cosine(u, v):
-        dot = sum(x * y for x, y in zip(u, v))
-        return dot / (math.sqrt(sum(x * x for x in u)) * math.sqrt(sum(y * y for y in v)))
-
-    total = 0.0
-    for a in range(n):
-        positive = a + b if a < b else a - b
-        logits = {j: cosine(z[a], z[j]) / temperature for j in range(n) if j != a}
-        top = max(logits.values())
-        log_norm = top + math.log(sum(math.exp(v - top) for v in logits.values()))
-        total += log_norm - logits[positive]
-    return total / n
-
-
-def _numeric_grad(f, x, eps):
-    """Central finite differences of scalar ``f`` at every entry of ``x``."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        up, down = x.copy(), x.copy()
-        up[idx] += eps
-        down[idx] -= eps
-        grad[idx] = (f(up) - f(down)) / (2 * eps)
-    return grad
 
 
 @pytest.mark.parametrize("b,p,temperature", CASES)

@@ -144,3 +144,24 @@ def test_a_study_refuses_runs_of_another_config_and_records_every_invocation(tmp
     assert [call["trained"] for call in meta["invocations"]] == [True, True, False]
     readme = open(tmp_path / study.README_FILE).read()
     assert "| invocation 3 |" in readme
+
+
+def test_the_recorded_command_is_the_one_a_user_types():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(experiments.__file__)))
+    argv = [os.path.join(root, "invcl_tf", "report.py"),
+            f"--config={os.path.join(root, 'configs', 'spirograph_cpu.py')}:tiny",
+            "--output=runs/study", "--config.report.seeds=0,1", "--config.dataset.data_dir=/data"]
+    assert experiments.command(argv) == (
+        "python -m invcl_tf.report --config=configs/spirograph_cpu.py:tiny --output=runs/study "
+        "--config.report.seeds=0,1 --config.dataset.data_dir=/data")
+
+
+def test_committed_reports_record_the_users_command():
+    results = os.path.join(REPO, "docs", "results")
+    for name in sorted(os.listdir(results)):
+        with open(os.path.join(results, name, study.REPORT_FILE), encoding="utf-8") as f:
+            meta = json.load(f)["meta"]
+        commands = [meta["command"]] + [i["command"] for i in meta.get("invocations", [])]
+        assert all(c.startswith("python -m invcl_tf.report --config=configs/") for c in commands)
+        with open(os.path.join(results, name, study.README_FILE), encoding="utf-8") as f:
+            assert REPO not in f.read() and "/work/" not in json.dumps(meta)

@@ -7,38 +7,11 @@ import pytest
 import tensorflow as tf
 
 from invcl_tf.transforms import spirograph as sp
+from tests.numpy_references import naive_render
 
 GRID = np.linspace(-6.0, 6.0, 32)
 # The grid points nearest to 0 are ±6/31 (32 points, step 12/31).
 V0 = 6.0 / 31.0
-
-
-def naive_render(targets, nuisance, normalize="row"):
-    """SPEC §3 literally: float64, a loop per image and per point, full 2-D squared distances.
-
-    ``normalize=None`` skips the normalisation (the raw intensity, for checking the maxima).
-    """
-    targets = np.asarray(targets, np.float64)
-    nuisance = np.asarray(nuisance, np.float64)
-    u, v = np.meshgrid(GRID, GRID, indexing="ij")
-    images = []
-    for (m, b, sigma, rfore), (h, rback, gfore, gback, bfore, bback) in zip(targets, nuisance):
-        a = m + b - h
-        intensity = np.zeros((32, 32))
-        for t in np.linspace(0.0, 2.0 * math.pi, 40):
-            x = (a - b) * math.cos(t) + h * math.cos(t * (a - b) / b)
-            y = (a - b) * math.sin(t) - h * math.sin(t * (a - b) / b)
-            intensity += np.exp(-((u - x) ** 2 + (v - y) ** 2) / sigma)
-        intensity /= 40.0
-        if normalize == "row":
-            for row in range(32):
-                intensity[row] /= intensity[row].max() + 1e-8
-        elif normalize == "image":
-            intensity /= intensity.max() + 1e-8
-        fore = np.array([rfore, gfore, bfore])
-        back = np.array([rback, gback, bback])
-        images.append(intensity[..., None] * fore + (1.0 - intensity[..., None]) * back)
-    return np.stack(images)
 
 
 def random_params(n, seed):

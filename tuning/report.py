@@ -86,7 +86,7 @@ def write_outputs(tuner, hypermodel, directory):
 
 def plot(rows, objective, path):
     """The objective against λ on a symlog axis, so the λ = 0 baseline shows."""
-    plt = results_io._pyplot()
+    plt = results_io.pyplot()
     done = [r for r in rows if r["score"] != ""]
     fig, ax = plt.subplots(figsize=(6, 4))
     # Only the baseline and its pair differ in λ alone; with more than λ searched, the other
@@ -107,7 +107,4 @@ def plot(rows, objective, path):
         results_io.log_y(ax)  # plain numbers, not 4.08×10⁻¹
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return results_io.save_figure(fig, path)

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from invcl_tf import errors
+from invcl_tf.errors import DataError
 from invcl_tf.data import pipeline, subsets
 from invcl_tf.transforms import spirograph
 from invcl_tf.transforms import base, geometry, images
@@ -15,10 +15,6 @@ _SPLIT_TRAIN, _SPLIT_TEST, _SPLIT_PROBE = 0, 1, 2
 CIFAR = {"cifar10": (images.CIFAR10_MEAN, images.CIFAR10_STD),
          "cifar100": (images.CIFAR100_MEAN, images.CIFAR100_STD)}
 NAMES = ("spirograph", *CIFAR)
-
-
-class DataError(errors.UserError, ValueError):
-    """The data a config asks for is not available; the message says how to provide it."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,26 +7,15 @@ InvCLR, so the renderer itself is the ``DifferentiableTransform``.
 
 import math
 
-import numpy as np
 import tensorflow as tf
 
 from invcl_tf.transforms.base import DifferentiableTransform
+from invcl_tf.transforms.renderer import (  # noqa: F401 (the renderer's names, re-exported)
+    GEOMETRIC_NAMES, GRID_EXTENT, IMAGE_SIZE, NORMALIZE_EPS, NORMALIZE_MODES, NUISANCE_NAMES,
+    NUM_POINTS, TARGET_NAMES, render)
 
-TARGET_NAMES = ("m", "b", "sigma", "rfore")
-NUISANCE_NAMES = ("h", "rback", "gfore", "gback", "bfore", "bback")
 TARGET_RANGES = ((2.0, 5.0), (0.1, 1.1), (0.25, 1.0), (0.4, 1.0))
 NUISANCE_RANGES = ((0.5, 2.5), (0.0, 0.6), (0.4, 1.0), (0.0, 0.6), (0.4, 1.0), (0.0, 0.6))
-#: The geometric variant's extra nuisance: the curve's rotation (radians, about the grid's
-#: centre) and its shift (grid units), appended to the six above.
-GEOMETRIC_NAMES = ("rotation", "shift_x", "shift_y")
-
-IMAGE_SIZE = 32
-NUM_POINTS = 40
-GRID_EXTENT = 6.0
-#: Added to the normalising maximum, as in the authors' code, so empty rows stay finite.
-NORMALIZE_EPS = 1e-8
-
-_NORMALIZE_MODES = ("row", "image")
 
 
 def _validate_ranges(ranges, size, name):
@@ -41,25 +30,6 @@ def _validate_ranges(ranges, size, name):
         if not lo <= hi:
             raise ValueError(f"`{name}` needs lo <= hi in every pair, got ({lo}, {hi})")
     return pairs
-
-
-def _compute_dtype(targets, nuisance):
-    # float64 is opt-in (gradient checks); NumPy float64 defaults must not silently leak into
-    # the float32 training pipeline, so only float64 *tensors* select it.
-    if all(tf.is_tensor(v) and v.dtype == tf.float64 for v in (targets, nuisance)):
-        return tf.float64
-    return tf.float32
-
-
-def _check_shape(value, name, *widths):
-    # An unknown rank (a tf.function with no input signature) can only be checked at run time.
-    shape = value.shape
-    if shape.rank is None:
-        return tf.ensure_shape(value, [None, widths[0]])
-    if shape.rank != 2 or shape[-1] not in widths:
-        allowed = " or ".join(map(str, widths))
-        raise ValueError(f"`{name}` must have shape [B, {allowed}], got {shape}")
-    return value
 
 
 def nuisance_names(count):
@@ -77,67 +47,6 @@ def geometric_ranges(rotation, shift):
     turn = math.radians(float(rotation))
     move = float(shift) * 2.0 * GRID_EXTENT
     return NUISANCE_RANGES + ((-turn, turn), (-move, move), (-move, move))
-
-
-def render(targets, nuisance, normalize="row"):
-    """Draws Spirograph images, differentiable in both arguments.
-
-    Args:
-      targets: ``[B, 4]`` columns (m, b, sigma, rfore).
-      nuisance: ``[B, 6]`` columns (h, rback, gfore, gback, bfore, bback), or ``[B, 9]`` with
-        the curve's rotation and shift (``GEOMETRIC_NAMES``) after them.
-      normalize: ``"row"`` divides each image row by its own maximum (the authors' code, which
-        produced the published numbers); ``"image"`` divides by the whole image's maximum, a
-        deviation from the authors' code matching the paper's wording.
-
-    Returns:
-      ``[B, 32, 32, 3]`` NHWC images; the curve's x runs along axis 1, y along axis 2. Computed
-      in float64 when both inputs are float64 tensors, otherwise in float32.
-    """
-    if normalize not in _NORMALIZE_MODES:
-        raise ValueError(f"`normalize` must be one of {_NORMALIZE_MODES}, got {normalize!r}")
-    dtype = _compute_dtype(targets, nuisance)
-    targets = _check_shape(tf.cast(targets, dtype), "targets", len(TARGET_NAMES))
-    nuisance = _check_shape(tf.cast(nuisance, dtype), "nuisance", len(NUISANCE_NAMES),
-                            len(NUISANCE_NAMES) + len(GEOMETRIC_NAMES))
-    batch_t, batch_n = targets.shape[0], nuisance.shape[0]
-    if batch_t is not None and batch_n is not None and batch_t != batch_n:
-        raise ValueError(
-            f"`targets` and `nuisance` must share the batch size, got {batch_t} and {batch_n}"
-        )
-
-    m, b, sigma, rfore = tf.unstack(targets, axis=-1)
-    h, rback, gfore, gback, bfore, bback = tf.unstack(nuisance[:, :len(NUISANCE_NAMES)],
-                                                      axis=-1)
-
-    # a − b equals m − h; it is spelled via a to follow SPEC §3 term by term.
-    a = m + b - h
-    radius = (a - b)[:, None]
-    ratio = ((a - b) / b)[:, None]
-    t = tf.constant(np.linspace(0.0, 2.0 * math.pi, NUM_POINTS), dtype)
-    hh = h[:, None]
-    x = radius * tf.cos(t) + hh * tf.cos(t * ratio)  # [B, P]
-    y = radius * tf.sin(t) - hh * tf.sin(t * ratio)
-    if nuisance.shape[-1] > len(NUISANCE_NAMES):  # the geometric variant: rotate, then shift
-        theta, shift_x, shift_y = (nuisance[:, k][:, None] for k in range(6, 9))
-        cos, sin = tf.cos(theta), tf.sin(theta)
-        x, y = cos * x - sin * y + shift_x, sin * x + cos * y + shift_y
-
-    # The Gaussian factorises over the two grid axes, so each point contributes an outer product
-    # of two [G] profiles and the [B, P, G, G] distance tensor is never built.
-    grid = tf.constant(np.linspace(-GRID_EXTENT, GRID_EXTENT, IMAGE_SIZE), dtype)
-    inv_sigma = (1.0 / sigma)[:, None, None]
-    profile_u = tf.exp(-tf.square(grid - x[:, :, None]) * inv_sigma)  # [B, P, G]
-    profile_v = tf.exp(-tf.square(grid - y[:, :, None]) * inv_sigma)
-    intensity = tf.einsum("bpu,bpv->buv", profile_u, profile_v) / NUM_POINTS
-
-    axes = [2] if normalize == "row" else [1, 2]
-    intensity = intensity / (tf.reduce_max(intensity, axis=axes, keepdims=True) + NORMALIZE_EPS)
-
-    fore = tf.stack([rfore, gfore, bfore], axis=-1)[:, None, None, :]
-    back = tf.stack([rback, gback, bback], axis=-1)[:, None, None, :]
-    intensity = intensity[..., None]
-    return intensity * fore + (1.0 - intensity) * back
 
 
 def _sample_uniform(seed, shape, ranges):
@@ -188,8 +97,8 @@ class SpirographTransform(DifferentiableTransform):
 
     def __init__(self, ranges=NUISANCE_RANGES, normalize="row"):
         """``ranges``: six or nine (lo, hi) nuisance ranges; ``normalize``: see :func:`render`."""
-        if normalize not in _NORMALIZE_MODES:
-            raise ValueError(f"`normalize` must be one of {_NORMALIZE_MODES}, got {normalize!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise ValueError(f"`normalize` must be one of {NORMALIZE_MODES}, got {normalize!r}")
         self.names = nuisance_names(len(tuple(ranges)))
         self.num_params = len(self.names)
         self.ranges = _validate_ranges(ranges, self.num_params, "ranges")

@@ -1,0 +1,5 @@
+"""``keras.ops``'s own functions: on TensorFlow they keep float64 (see the JAX module)."""
+
+from keras.ops import cos, sin
+
+__all__ = ["cos", "sin"]
