@@ -15,12 +15,22 @@ def wide_dtype(x):
     return "float64" if keras.backend.standardize_dtype(x.dtype) == "float64" else "float32"
 
 
-def mean(x, axis=None):
-    """The mean as a sum over a count: ``keras.ops.mean`` on JAX reduces float64 in float32."""
-    count = 1
-    for dim in (range(len(x.shape)) if axis is None else [axis]):
-        count = count * ops.shape(x)[dim]
-    return ops.sum(x, axis=axis) / ops.cast(count, x.dtype)
+def unknown_rank(x):
+    """Whether ``x``'s rank is unknown until it runs (a TF tensor in a tf.function traced
+    without an input signature); other backends always know it."""
+    return getattr(x.shape, "rank", 0) is None
+
+
+def ensure_shape(x, shape):
+    """``x``, checked against ``shape`` when it runs: for tensors of ``unknown_rank``."""
+    import tensorflow as tf  # only TensorFlow has tensors whose rank is not known
+
+    return tf.ensure_shape(x, shape)
+
+
+def mean(x, axis=None, keepdims=False):
+    """``keras.ops.mean``, in float64 for float64 ``x`` on every backend."""
+    return _keeping_float64("mean", x, axis=axis, keepdims=keepdims)
 
 
 def l2_normalize(x, axis=-1):
@@ -29,12 +39,12 @@ def l2_normalize(x, axis=-1):
     return x * ops.rsqrt(ops.maximum(squared, ops.cast(_NORM_EPSILON, x.dtype)))
 
 
-def _keeping_float64(name, x):
-    # Keras's JAX backend computes ops.cos and ops.sin of float64 in float32 (its promotion
-    # rules cap results at 32 bits), which float64 exactness checks cannot use.
+def _keeping_float64(name, x, **kwargs):
+    # Keras's JAX backend computes ops.cos, ops.sin and ops.mean of float64 in float32 (its
+    # promotion rules cap results at 32 bits), which float64 exactness checks cannot use.
     if keras.backend.standardize_dtype(x.dtype) == "float64":
-        return getattr(backends.plumbing("float64_ops"), name)(x)
-    return getattr(ops, name)(x)
+        return getattr(backends.plumbing("float64_ops"), name)(x, **kwargs)
+    return getattr(ops, name)(x, **kwargs)
 
 
 def cos(x):

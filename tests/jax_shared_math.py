@@ -1,7 +1,8 @@
 """The shared math on Keras's JAX backend, with TensorFlow's import blocked: NT-Xent, the
-gradient penalty (its inner ``jax.grad`` nested in an outer one) and the Spirograph renderer
-against NumPy formulas and finite differences. Run by ``tests/test_jax_backend.py`` in a subprocess, as
-``KERAS_BACKEND=jax python -m tests.jax_shared_math``; prints one line per check."""
+gradient penalty (its inner ``jax.grad`` nested in an outer one), the Spirograph renderer
+and the colour jitter against NumPy formulas and finite differences. Run by
+``tests/test_jax_backend.py`` in a subprocess, as ``KERAS_BACKEND=jax python -m
+tests.jax_shared_math``; prints one line per check."""
 
 import sys
 
@@ -16,8 +17,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from invcl_tf import losses, penalty  # noqa: E402
-from invcl_tf.transforms import renderer  # noqa: E402
-from tests.numpy_references import naive_render, numeric_grad, reference_nt_xent  # noqa: E402
+from invcl_tf.transforms import color, renderer  # noqa: E402
+from tests.numpy_references import (  # noqa: E402
+    naive_render, numeric_grad, reference_jitter, reference_nt_xent)
 
 
 def check(name, ok, detail=""):
@@ -101,6 +103,27 @@ def renderer_checks(rng):
           f"{np.abs(grad - fd).max():.2e}")
 
 
+def color_checks(rng):
+    images = rng.uniform(size=(3, 6, 5, 3))
+    params = np.stack([rng.uniform(0.6, 1.4, 3), rng.uniform(0.6, 1.4, 3),
+                       rng.uniform(0.6, 1.4, 3), rng.uniform(-0.1, 0.1, 3)], -1)
+    got = np.asarray(jax.jit(color.jitter)(images, params))
+    err = np.abs(got - reference_jitter(images, params)).max()
+    check("colour jitter", got.dtype == np.float64 and err < 1e-12, f"{err:.2e}")
+    weights = rng.normal(size=images.shape)
+    grad = np.asarray(jax.grad(lambda p: jnp.sum(weights * color.jitter(images, p)))(params))
+    fd = numeric_grad(lambda p: float(np.sum(weights * reference_jitter(images, p))), params,
+                      1e-6)
+    check("colour jitter gradient", np.allclose(grad, fd, rtol=1e-6, atol=1e-8),
+          f"{np.abs(grad - fd).max():.2e}")
+    masks = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    mixed = np.asarray(color.random_color(images, params, masks))
+    gray = lambda x: np.repeat((x @ np.array(color.GRAY_WEIGHTS))[..., None], 3, -1)  # noqa
+    want = np.stack([reference_jitter(images[:1], params[:1])[0], gray(images[1]),
+                     gray(reference_jitter(images[2:], params[2:])[0])])
+    check("random colour masks", np.abs(mixed - want).max() < 1e-12)
+
+
 def rademacher_checks():
     seed = jnp.asarray([3, 7])
     a = np.asarray(penalty.rademacher(seed, (200, 50)))
@@ -117,6 +140,7 @@ def main():
     nt_xent_checks(rng)
     penalty_checks(rng)
     renderer_checks(rng)
+    color_checks(rng)
     rademacher_checks()
     check("no tensorflow imported", sys.modules.get("tensorflow") is None)
     print("all passed")

@@ -63,3 +63,24 @@ def naive_render(targets, nuisance, normalize="row"):
         back = np.array([rback, gback, bback])
         images.append(intensity[..., None] * fore + (1.0 - intensity[..., None]) * back)
     return np.stack(images)
+
+
+# The colour jitter's matrices and luma weights as the authors write them.
+T_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
+T_RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.107, 1.705]])
+GRAY = np.array([0.299, 0.587, 0.114])
+
+
+def reference_jitter(images, params):
+    """SPEC §2 literally, in float64, one image at a time."""
+    out = []
+    for x, (b, c, s, eta) in zip(np.asarray(images, np.float64), np.asarray(params, np.float64)):
+        x = np.clip(x * b, 0.0, 1.0)
+        x = np.clip(x * c + (x @ GRAY).mean() * (1.0 - c), 0.0, 1.0)
+        x = np.clip(x * s + (x @ GRAY)[..., None] * (1.0 - s), 0.0, 1.0)
+        theta = 2.0 * math.pi * eta
+        rotation = np.array([[1.0, 0.0, 0.0],
+                             [0.0, math.cos(theta), -math.sin(theta)],
+                             [0.0, math.sin(theta), math.cos(theta)]])
+        out.append(x @ (T_RGB @ rotation @ T_YIQ).T)
+    return np.stack(out)

@@ -8,10 +8,8 @@ import tensorflow as tf
 
 from invcl_tf.transforms import images as image_transforms
 from invcl_tf.transforms import color
+from tests.numpy_references import GRAY, T_RGB, T_YIQ, reference_jitter
 
-T_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
-T_RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.107, 1.705]])
-GRAY = np.array([0.299, 0.587, 0.114])
 # What the hue step does at η = 0: the two matrices are not exact inverses.
 HUE_IDENTITY = T_RGB @ T_YIQ
 
@@ -28,21 +26,6 @@ def run_jitter(images, params, dtype=tf.float64):
 
 def after_hue_at_zero(images):
     return images @ HUE_IDENTITY.T
-
-
-def reference_jitter(images, params):
-    """SPEC §2 literally, in float64, one image at a time."""
-    out = []
-    for x, (b, c, s, eta) in zip(np.asarray(images, np.float64), np.asarray(params, np.float64)):
-        x = np.clip(x * b, 0.0, 1.0)
-        x = np.clip(x * c + (x @ GRAY).mean() * (1.0 - c), 0.0, 1.0)
-        x = np.clip(x * s + (x @ GRAY)[..., None] * (1.0 - s), 0.0, 1.0)
-        theta = 2.0 * math.pi * eta
-        rotation = np.array([[1.0, 0.0, 0.0],
-                             [0.0, math.cos(theta), -math.sin(theta)],
-                             [0.0, math.sin(theta), math.cos(theta)]])
-        out.append(x @ (T_RGB @ rotation @ T_YIQ).T)
-    return np.stack(out)
 
 
 def test_gray_weights_by_hand():
@@ -125,7 +108,7 @@ def test_hue_quarter_turn_against_numpy():
 def test_composition_matches_reference_on_random_data():
     rng = np.random.default_rng(0)
     images = rng.uniform(0.0, 1.0, (6, 5, 7, 3))
-    params = color.sample_jitter_params([3, 4], [6], strength=1.0).numpy().astype(np.float64)
+    params = image_transforms.sample_jitter_params([3, 4], [6], strength=1.0).numpy().astype(np.float64)
     expected = reference_jitter(images, params)
     np.testing.assert_allclose(run_jitter(images, params), expected, atol=1e-12)
     np.testing.assert_allclose(run_jitter(images, params, tf.float32), expected, atol=2e-6)
@@ -198,23 +181,23 @@ def test_gradient_wrt_images_matches_finite_differences():
 
 def test_masks_probabilities_and_determinism():
     n = 20000
-    masks = color.sample_masks([7, 8], n).numpy()
+    masks = image_transforms.sample_masks([7, 8], n).numpy()
     assert masks.shape == (n, 2) and masks.dtype == np.float32
     assert set(np.unique(masks)) <= {0.0, 1.0}
     for column, p in ((0, 0.8), (1, 0.2)):
         assert abs(masks[:, column].mean() - p) < 4.5 * math.sqrt(p * (1 - p) / n)
     both = (masks[:, 0] * masks[:, 1]).mean()
     assert abs(both - 0.16) < 4.5 * math.sqrt(0.16 * 0.84 / n)
-    np.testing.assert_array_equal(masks, color.sample_masks([7, 8], n).numpy())
-    assert not np.array_equal(masks, color.sample_masks([7, 9], n).numpy())
-    ones = color.sample_masks([1, 2], 100, p_jitter=1.0, p_gray=0.0).numpy()
+    np.testing.assert_array_equal(masks, image_transforms.sample_masks([7, 8], n).numpy())
+    assert not np.array_equal(masks, image_transforms.sample_masks([7, 9], n).numpy())
+    ones = image_transforms.sample_masks([1, 2], 100, p_jitter=1.0, p_gray=0.0).numpy()
     np.testing.assert_array_equal(ones, np.tile([[1.0, 0.0]], (100, 1)))
 
 
 @pytest.mark.parametrize("strength", [0.5, 1.0])
 def test_jitter_params_within_ranges(strength):
     n = 20000
-    params = color.sample_jitter_params([5, 6], [n // 10, 10], strength).numpy()
+    params = image_transforms.sample_jitter_params([5, 6], [n // 10, 10], strength).numpy()
     assert params.shape == (n // 10, 10, 4) and params.dtype == np.float32
     params = params.reshape(n, 4)
     lo = np.array([1 - 0.8 * strength] * 3 + [-0.2 * strength])
@@ -257,9 +240,9 @@ def test_other_validation():
     with pytest.raises(ValueError, match="images"):
         color.grayscale(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="p_jitter"):
-        color.sample_masks([1, 2], 4, p_jitter=1.5)
+        image_transforms.sample_masks([1, 2], 4, p_jitter=1.5)
     with pytest.raises(ValueError, match="strength"):
-        color.sample_jitter_params([1, 2], [4], strength=-0.1)
+        image_transforms.sample_jitter_params([1, 2], [4], strength=-0.1)
 
 
 def test_jitter_in_tf_function_with_unknown_shapes():
@@ -277,8 +260,8 @@ def test_cifar_transform_apply_and_sampling():
     alpha = transform.sample_params([1, 2], [5])
     aux = transform.sample_aux([3, 4], 5)
     assert alpha.shape == (5, 4) and aux.shape == (5, 2)
-    np.testing.assert_array_equal(alpha, color.sample_jitter_params([1, 2], [5], 1.0))
-    np.testing.assert_array_equal(aux, color.sample_masks([3, 4], 5))
+    np.testing.assert_array_equal(alpha, image_transforms.sample_jitter_params([1, 2], [5], 1.0))
+    np.testing.assert_array_equal(aux, image_transforms.sample_masks([3, 4], 5))
     np.testing.assert_allclose(transform.param_variance(), color.jitter_param_variance(1.0))
 
     images = np.random.default_rng(5).uniform(size=(5, 4, 4, 3)).astype(np.float32)

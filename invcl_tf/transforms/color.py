@@ -2,13 +2,16 @@
 
 Colour jitter with per-example parameters α = (brightness, contrast, saturation, hue), applied
 in that fixed order, then per-example random-apply masks for the jitter and for grayscale. All
-operations work on whole batches of NHWC images in [0, 1].
+operations work on whole batches of NHWC images in [0, 1], in ``keras.ops`` for every backend
+(the draws of α and of the masks are the input pipeline's: ``invcl_tf.transforms.images``).
 """
 
 import math
 
-import numpy as np
-import tensorflow as tf
+import keras
+from keras import ops
+
+from invcl_tf.numerics import cos, ensure_shape, mean, sin, unknown_rank
 
 NUM_JITTER_PARAMS = 4
 #: Luma weights of gray(x) for the R, G, B channels.
@@ -19,24 +22,24 @@ T_RGB = ((1.0, 0.956, 0.621), (1.0, -0.272, -0.647), (1.0, -1.107, 1.705))
 
 
 def _check_images(images):
-    images = tf.convert_to_tensor(images)
-    if not images.dtype.is_floating:
-        raise ValueError(f"`images` must be floating point in [0, 1], got {images.dtype.name}")
+    images = ops.convert_to_tensor(images)
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    if "float" not in dtype:
+        raise ValueError(f"`images` must be floating point in [0, 1], got {dtype}")
     shape = images.shape
-    # An unknown rank (a tf.function with no input signature) can only be checked at run time.
-    if shape.rank is None:
-        return tf.ensure_shape(images, [None, None, None, 3])
-    if shape.rank != 4 or shape[-1] != 3:
+    if unknown_rank(images):
+        return ensure_shape(images, [None, None, None, 3])
+    if len(shape) != 4 or shape[-1] != 3:
         raise ValueError(f"`images` must have shape [B, H, W, 3], got {shape}")
     return images
 
 
 def _check_per_example(value, images, name, width):
-    value = tf.cast(value, images.dtype)
+    value = ops.cast(value, images.dtype)
     shape = value.shape
-    if shape.rank is None:
-        value = tf.ensure_shape(value, [None, width])
-    elif shape.rank != 2 or shape[-1] != width:
+    if unknown_rank(value):
+        value = ensure_shape(value, [None, width])
+    elif len(shape) != 2 or shape[-1] != width:
         raise ValueError(f"`{name}` must have shape [B, {width}], got {shape}")
     batch, expected = value.shape[0], images.shape[0]
     if batch is not None and expected is not None and batch != expected:
@@ -46,26 +49,26 @@ def _check_per_example(value, images, name, width):
 
 
 def _gray(images):
-    weights = tf.constant(GRAY_WEIGHTS, images.dtype)
-    return tf.reduce_sum(images * weights, axis=-1, keepdims=True)
+    weights = ops.convert_to_tensor(GRAY_WEIGHTS, images.dtype)
+    return ops.sum(images * weights, axis=-1, keepdims=True)
 
 
 def grayscale(images):
     """Returns gray(x) = 0.299 R + 0.587 G + 0.114 B repeated on the 3 channels."""
     images = _check_images(images)
-    return tf.tile(_gray(images), [1, 1, 1, 3])
+    return ops.tile(_gray(images), [1, 1, 1, 3])
 
 
 def hue_matrices(hue):
     """Per-example 3×3 matrices T_rgb · R(2πη) · T_yiq for hue shifts ``hue`` ``[B]``."""
     theta = 2.0 * math.pi * hue
-    cos, sin = tf.cos(theta), tf.sin(theta)
-    zero, one = tf.zeros_like(theta), tf.ones_like(theta)
-    rotation = tf.reshape(
-        tf.stack([one, zero, zero, zero, cos, -sin, zero, sin, cos], axis=-1), [-1, 3, 3])
-    t_rgb = tf.constant(T_RGB, hue.dtype)
-    t_yiq = tf.constant(T_YIQ, hue.dtype)
-    return tf.einsum("ij,bjk,kl->bil", t_rgb, rotation, t_yiq)
+    c, s = cos(theta), sin(theta)
+    zero, one = ops.zeros_like(theta), ops.ones_like(theta)
+    rotation = ops.reshape(
+        ops.stack([one, zero, zero, zero, c, -s, zero, s, c], axis=-1), [-1, 3, 3])
+    t_rgb = ops.convert_to_tensor(T_RGB, hue.dtype)
+    t_yiq = ops.convert_to_tensor(T_YIQ, hue.dtype)
+    return ops.einsum("ij,bjk,kl->bil", t_rgb, rotation, t_yiq)
 
 
 def jitter(images, params):
@@ -81,14 +84,13 @@ def jitter(images, params):
     """
     images = _check_images(images)
     params = _check_per_example(params, images, "params", NUM_JITTER_PARAMS)
-    brightness, contrast, saturation = (
-        p[:, None, None, None] for p in tf.unstack(params[:, :3], axis=-1))
+    brightness, contrast, saturation = (params[:, k][:, None, None, None] for k in range(3))
 
-    x = tf.clip_by_value(images * brightness, 0.0, 1.0)
-    mean_gray = tf.reduce_mean(_gray(x), axis=[1, 2, 3], keepdims=True)
-    x = tf.clip_by_value(x * contrast + mean_gray * (1.0 - contrast), 0.0, 1.0)
-    x = tf.clip_by_value(x * saturation + _gray(x) * (1.0 - saturation), 0.0, 1.0)
-    return tf.einsum("bij,bhwj->bhwi", hue_matrices(params[:, 3]), x)
+    x = ops.clip(images * brightness, 0.0, 1.0)
+    mean_gray = mean(_gray(x), axis=(1, 2, 3), keepdims=True)
+    x = ops.clip(x * contrast + mean_gray * (1.0 - contrast), 0.0, 1.0)
+    x = ops.clip(x * saturation + _gray(x) * (1.0 - saturation), 0.0, 1.0)
+    return ops.einsum("bij,bhwj->bhwi", hue_matrices(params[:, 3]), x)
 
 
 def random_color(images, params, masks):
@@ -99,7 +101,7 @@ def random_color(images, params, masks):
     """
     images = _check_images(images)
     masks = _check_per_example(masks, images, "masks", 2)
-    apply_jitter, apply_gray = (m[:, None, None, None] for m in tf.unstack(masks, axis=-1))
+    apply_jitter, apply_gray = (masks[:, k][:, None, None, None] for k in range(2))
     x = jitter(images, params) * apply_jitter + images * (1.0 - apply_jitter)
     return grayscale(x) * apply_gray + x * (1.0 - apply_gray)
 
@@ -117,24 +119,7 @@ def jitter_ranges(strength=0.5):
     return (factor, factor, factor, (-0.2 * strength, 0.2 * strength))
 
 
-def sample_jitter_params(seed, batch_shape, strength=0.5):
-    """Draws float32 jitter parameters ``batch_shape + [4]`` from a stateless ``seed`` [2]."""
-    lo, hi = (tf.constant(v, tf.float32) for v in zip(*jitter_ranges(strength)))
-    batch_shape = tf.reshape(tf.cast(batch_shape, tf.int32), [-1])
-    shape = tf.concat([batch_shape, [NUM_JITTER_PARAMS]], axis=0)
-    return lo + (hi - lo) * tf.random.stateless_uniform(shape, seed, dtype=tf.float32)
-
-
 def jitter_param_variance(strength=0.5):
     """Prior variance (hi − lo)² / 12 of each jitter parameter, float32 ``[4]``."""
-    return tf.constant([(hi - lo) ** 2 / 12.0 for lo, hi in jitter_ranges(strength)],
-                       tf.float32)
-
-
-def sample_masks(seed, batch_size, p_jitter=0.8, p_gray=0.2):
-    """Draws float32 0/1 masks ``[B, 2]``: column 0 applies jitter, column 1 grayscale."""
-    probs = np.array([p_jitter, p_gray], np.float32)
-    if not np.all((probs >= 0.0) & (probs <= 1.0)):
-        raise ValueError(f"`p_jitter` and `p_gray` must lie in [0, 1], got {p_jitter}, {p_gray}")
-    draws = tf.random.stateless_uniform([batch_size, 2], seed, dtype=tf.float32)
-    return tf.cast(draws < probs, tf.float32)
+    return ops.convert_to_tensor([(hi - lo) ** 2 / 12.0 for lo, hi in jitter_ranges(strength)],
+                                 "float32")

@@ -22,6 +22,23 @@ IMAGE_SIZE = 32
 _CROP_SALT, _FLIP_SALT = range(2)
 
 
+def sample_jitter_params(seed, batch_shape, strength=0.5):
+    """Draws float32 jitter parameters ``batch_shape + [4]`` from a stateless ``seed`` [2]."""
+    lo, hi = (tf.constant(v, tf.float32) for v in zip(*color.jitter_ranges(strength)))
+    batch_shape = tf.reshape(tf.cast(batch_shape, tf.int32), [-1])
+    shape = tf.concat([batch_shape, [color.NUM_JITTER_PARAMS]], axis=0)
+    return lo + (hi - lo) * tf.random.stateless_uniform(shape, seed, dtype=tf.float32)
+
+
+def sample_masks(seed, batch_size, p_jitter=0.8, p_gray=0.2):
+    """Draws float32 0/1 masks ``[B, 2]``: column 0 applies jitter, column 1 grayscale."""
+    probs = np.array([p_jitter, p_gray], np.float32)
+    if not np.all((probs >= 0.0) & (probs <= 1.0)):
+        raise ValueError(f"`p_jitter` and `p_gray` must lie in [0, 1], got {p_jitter}, {p_gray}")
+    draws = tf.random.stateless_uniform([batch_size, 2], seed, dtype=tf.float32)
+    return tf.cast(draws < probs, tf.float32)
+
+
 def _channel_values(value, name):
     array = np.asarray(value, np.float32)
     if array.shape != (3,):
@@ -83,11 +100,11 @@ class ImageTransform(DifferentiableTransform):
 
     def sample_params(self, seed, batch_shape):
         """Draws jitter parameters ``batch_shape + [4]`` for ``self.strength``."""
-        return color.sample_jitter_params(seed, batch_shape, self.strength)
+        return sample_jitter_params(seed, batch_shape, self.strength)
 
     def sample_aux(self, seed, batch_size):
         """Draws the jitter and grayscale random-apply masks, float32 ``[B, 2]``."""
-        return color.sample_masks(seed, batch_size, self.p_jitter, self.p_gray)
+        return sample_masks(seed, batch_size, self.p_jitter, self.p_gray)
 
     def apply(self, x, alpha, aux):
         """Random colour distortion of prepared images ``x``, then (x − mean) / std."""

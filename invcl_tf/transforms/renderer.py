@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from invcl_tf.numerics import cos, sin
+from invcl_tf.numerics import cos, ensure_shape, sin, unknown_rank
 
 TARGET_NAMES = ("m", "b", "sigma", "rfore")
 NUISANCE_NAMES = ("h", "rback", "gfore", "gback", "bfore", "bback")
@@ -35,12 +35,9 @@ def _compute_dtype(targets, nuisance):
 
 
 def _check_shape(value, name, *widths):
-    # An unknown rank (a tf.function with no input signature) can only be checked at run time.
     shape = value.shape
-    if getattr(shape, "rank", 2) is None:
-        import tensorflow as tf  # only TensorFlow has tensors of unknown rank
-
-        return tf.ensure_shape(value, [None, widths[0]])
+    if unknown_rank(value):
+        return ensure_shape(value, [None, widths[0]])
     if len(shape) != 2 or shape[-1] not in widths:
         allowed = " or ".join(map(str, widths))
         raise ValueError(f"`{name}` must have shape [B, {allowed}], got {shape}")
