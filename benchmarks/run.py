@@ -20,7 +20,7 @@ functions or dtype policy cannot leak into the next), and every figure is the me
 * ``renderer``: Spirograph images per second, forward and with the gradient with respect to
   the nuisance, batch 512, XLA off and on;
 * ``encoding``: feature-averaged encoding (render + encoder in inference mode) at 1/4 width,
-  images per second, as the evaluation does it (``eval_protocol.ViewEncoder``; float32 and
+  images per second, as the evaluation does it (``feature_averaging.ViewEncoder``; float32 and
   ``eval.precision=mixed_bfloat16``) and through the exported SavedModel's
   ``encode_averaged``;
 * ``demo_eval``: wall time of the CPU demo's whole evaluation (configs/spirograph_cpu.py, an
@@ -168,17 +168,17 @@ def encoder_mflop(width):
 def measure_encoding(repeats):
     """Feature-averaged encoding at width 1/4: the evaluation's loop and the SavedModel."""
     import tensorflow as tf
-    from invcl_tf import eval_protocol, serving
+    from invcl_tf import eval_protocol, feature_averaging, serving
     from invcl_tf.data import pipeline
     from invcl_tf.transforms import spirograph as spiro
 
     config, model = _quarter_model()
     targets = spiro.sample_targets([0, 3], _ENCODE_INPUTS).numpy()
-    views = eval_protocol.ViewEncoder(model.encoder, model.transform, _ENCODE_BATCH)
+    views = feature_averaging.ViewEncoder(model.encoder, model.transform, _ENCODE_BATCH)
     seeds = [pipeline.fold(0, p) for p in range(_ENCODE_VIEWS)]
     images = _ENCODE_INPUTS * _ENCODE_VIEWS
     evaluation = _timed(lambda: views.encode_passes(targets, seeds, [_ENCODE_VIEWS]), repeats, 1)
-    rounded = eval_protocol.ViewEncoder(
+    rounded = feature_averaging.ViewEncoder(
         eval_protocol.inference_encoder(model.encoder, "mixed_bfloat16"), model.transform,
         _ENCODE_BATCH)
     bf16 = _timed(lambda: rounded.encode_passes(targets, seeds, [_ENCODE_VIEWS]), repeats, 1)

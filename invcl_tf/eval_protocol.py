@@ -10,142 +10,19 @@ import numpy as np
 import tensorflow as tf
 
 from invcl_tf import errors, probe, variance
+from invcl_tf.feature_averaging import (
+    TEST_SPLIT, ViewEncoder, feature_averaged_scores, input_batches, probe_scores)
 from invcl_tf.data import pipeline, sources, subsets
 from invcl_tf.models.batch_norm import rebuilt
 from invcl_tf.penalty import gradient_penalty, rademacher
 
-_PROBE_SPLIT, _TEST_SPLIT, _PENALTY, _MONITOR, _VARIANTS = range(5)
-
-
-def input_batches(x, batch_size):
-    """``x`` in order, ``batch_size`` at a time: slices of an array, or a streamed split's
-    batches (``invcl_tf.data.sources.StreamedImages``), never the whole split at once."""
-    if hasattr(x, "batches"):
-        return iter(x.batches(batch_size))
-    return (tf.convert_to_tensor(x[start:start + batch_size])
-            for start in range(0, len(x), batch_size))
-
-
-class ViewEncoder:
-    """Encodes random views of inputs with a frozen encoder (inference-mode batch norm).
-
-    All passes over a batch run in one graph call and their running sum stays on the device
-    (float64, as the averages are taken); results leave it once per split, not per batch.
-    """
-
-    def __init__(self, encoder, transform, batch_size):
-        self.encoder = encoder
-        self.transform = transform
-        self.batch_size = int(batch_size)
-        self._passes = None  # traced at the first call, for any batch size (see _graph)
-
-    def _encode_batch(self, x, seed):
-        x, alpha, aux = pipeline.random_view(self.transform, x, seed)
-        h = self.encoder(self.transform.apply(x, alpha, aux), training=False)
-        return tf.cast(h, tf.float32), alpha
-
-    def _batch_passes(self, x, pass_seeds, index, wanted, keep):
-        # Pass p of batch `index` draws from fold(pass_seeds[p], index), as one pass would.
-        # `wanted` (bool [P]) and `keep` (int32) are tensors, not Python values, so one trace
-        # serves every evaluation setting (M list, kept passes, number of passes).
-        h, alpha = self._encode_batch(x, pipeline.fold(pass_seeds[0], index))
-        first_h, first_alpha = h, alpha
-        total = tf.cast(h, tf.float64)
-        means = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
-        kept = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
-        if wanted[0]:
-            means = means.write(0, total)
-        if keep > 0:
-            kept = kept.write(0, h)
-        for p in tf.range(1, tf.shape(pass_seeds)[0]):
-            h, _ = self._encode_batch(x, pipeline.fold(pass_seeds[p], index))
-            total += tf.cast(h, tf.float64)
-            if wanted[p]:
-                means = means.write(means.size(), total / tf.cast(p + 1, tf.float64))
-            if p < keep:
-                kept = kept.write(p, h)
-        kept = tf.cond(keep > 0, kept.stack,
-                       lambda: tf.zeros(tf.concat([[0], tf.shape(first_h)], 0)))
-        return means.stack(), kept, first_h, first_alpha
-
-    def encode_passes(self, x, pass_seeds, wanted, keep=0):
-        """Views of every input, one pass per seed in ``pass_seeds``.
-
-        Returns ``(means, kept, first_h, first_alpha)``: ``means[j]`` is ``[N, D]`` float64,
-        the average over the first M views for the j-th M in ``wanted`` (sorted passes,
-        1-based); ``kept`` the first ``keep`` passes' features ``[keep, N, D]``; the first
-        pass's features and parameters.
-        """
-        pass_seeds = tf.stack([tf.convert_to_tensor(s, tf.int64) for s in pass_seeds])
-        mask = tf.constant([p + 1 in set(wanted) for p in range(len(pass_seeds))])
-        keep = tf.constant(min(int(keep), len(pass_seeds)), tf.int32)
-        parts = [self._graph(xb)(xb, pass_seeds, tf.constant(i, tf.int64), mask, keep)
-                 for i, xb in enumerate(input_batches(x, self.batch_size))]
-        means, kept, first_h, first_alpha = (
-            tf.concat([part[k] for part in parts], axis=1 if k < 2 else 0).numpy()
-            for k in range(4))
-        return means, kept, first_h, first_alpha
-
-    def _graph(self, batch):
-        # One graph per encoder and transformation, traced once with the batch dimension and
-        # the number of passes left open: the last, smaller batch, the monitor's next epoch
-        # and another M list reuse it (retracing each cost seconds and drew TF's warning).
-        if self._passes is None:
-            batch = tf.convert_to_tensor(batch)
-            self._passes = tf.function(self._batch_passes).get_concrete_function(
-                tf.TensorSpec([None, *batch.shape[1:]], batch.dtype),
-                tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([], tf.int64),
-                tf.TensorSpec([None], tf.bool), tf.TensorSpec([], tf.int32))
-        return self._passes
-
-    def encode(self, x, seed):
-        """Representations ``[N, D]`` and parameters ``[N, K]`` of one random view of each input."""
-        _, _, h, alpha = self.encode_passes(x, [seed], [1])
-        return h, alpha
-
-
-def probe_scores(task, l2, train_h, train_y, test_h, test_y, label_names):
-    """Fits the task's linear probe on ``train_h`` and scores it on ``test_h`` (``{}`` when
-    the data has no labels)."""
-    if task == "unlabelled":
-        return {}
-    if task == "regression":
-        pred = probe.fit_ridge(train_h, train_y, l2).predict(test_h)
-        per_column = probe.mse_per_column(pred, test_y)
-        return {"mse": probe.mse(pred, test_y),
-                "mse_per_target": dict(zip(label_names, map(float, per_column)))}
-    fitted = probe.fit_logistic(train_h, train_y, l2, num_classes=len(label_names))
-    logits = fitted.predict_logits(test_h)
-    return {"accuracy": probe.accuracy(logits, test_y),
-            "cross_entropy": probe.cross_entropy(logits, test_y),
-            "probe_grad_norm": float(fitted.grad_norm)}
-
-
-def feature_averaged_scores(views, split, num_passes, score, seed, keep_test_passes=0):
-    """``score(probe_features, test_features)`` with features averaged over M views, per M.
-
-    The average over M reuses the first M views, so all M cost ``max(num_passes)`` passes.
-    Returns ``(scores by M, first)``: ``first`` holds the first pass's features and
-    parameters and a list of the first ``keep_test_passes`` passes of test features.
-    """
-    wanted = sorted({int(m) for m in num_passes})
-    passes = range(1, wanted[-1] + 1)
-    probe_means, _, probe_h, probe_alpha = views.encode_passes(
-        split["probe_x"], [pipeline.fold(seed, _PROBE_SPLIT, p) for p in passes], wanted)
-    test_means, kept, test_h, test_alpha = views.encode_passes(
-        split["test_x"], [pipeline.fold(seed, _TEST_SPLIT, p) for p in passes], wanted,
-        keep_test_passes)
-    scores = {m: score(probe_mean, test_mean)
-              for m, probe_mean, test_mean in zip(wanted, probe_means, test_means)}
-    first = {"probe_h": probe_h, "probe_alpha": probe_alpha, "test_h": test_h,
-             "test_alpha": test_alpha, "test_passes": list(kept)}
-    return scores, first
+# Salts of the other draws, after feature_averaging's PROBE_SPLIT and TEST_SPLIT (0, 1).
+_PENALTY, _MONITOR, _VARIANTS = range(2, 5)
 
 
 def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, seed):
     """The penalty's own estimator, unclipped, averaged over ``x`` (inference mode)."""
 
-    @tf.function(reduce_retracing=True, autograph=False)  # straight-line code; no conversion
     def batch_penalty(xb, batch_seed):
         xb, alpha, aux = pipeline.random_view(transform, xb, batch_seed)
         extra = transform.sample_params(pipeline.fold(batch_seed, 3),
@@ -157,9 +34,16 @@ def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, se
             math.inf, normalize, signs)
         return value
 
-    total, count = 0.0, 0
+    # Traced once, the batch dimension left open (as ViewEncoder's graphs): the last, smaller
+    # batch reuses it. Straight-line code, so no autograph conversion.
+    graph, total, count = None, 0.0, 0
     for i, xb in enumerate(input_batches(x, batch_size)):
-        total += float(batch_penalty(xb, pipeline.fold(seed, i))) * len(xb)
+        if graph is None:
+            first = tf.convert_to_tensor(xb)
+            graph = tf.function(batch_penalty, autograph=False).get_concrete_function(
+                tf.TensorSpec([None, *first.shape[1:]], first.dtype),
+                tf.TensorSpec([2], tf.int64))
+        total += float(graph(xb, pipeline.fold(seed, i))) * len(xb)
         count += len(xb)
     return total / count
 
@@ -266,7 +150,7 @@ class QuickProbe:
         views = self._view_encoder(encoder)
         scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split),
                                                 seed, keep_test_passes=1)
-        second = views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, 2))[0]
+        second = views.encode(split["test_x"], pipeline.fold(seed, TEST_SPLIT, 2))[0]
         copies = np.stack([first["test_passes"][0], second])
         found = {"conditional_variance": variance.conditional_variance(copies)}
         if data.task != "unlabelled":
@@ -308,7 +192,7 @@ def evaluate(encoder, data, config, num_passes=None):
         results[name] = _by_m(variant_scores)
     test_passes = first["test_passes"]
     for p in range(len(test_passes) + 1, copies + 1):  # when max(M) < copies
-        test_passes.append(views.encode(split["test_x"], pipeline.fold(seed, _TEST_SPLIT, p))[0])
+        test_passes.append(views.encode(split["test_x"], pipeline.fold(seed, TEST_SPLIT, p))[0])
     test_passes = np.stack(test_passes)
     nuisance = probe.fit_ridge(first["probe_h"], first["probe_alpha"], config.eval.nuisance_l2)
     results.update({

@@ -168,7 +168,7 @@ def test_a_larger_resolution_takes_the_imagenet_stem_and_exports_at_its_size(tmp
 
 
 def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(tmp_path):
-    from invcl_tf import eval_protocol, serving
+    from invcl_tf import eval_protocol, feature_averaging, serving
     from invcl_tf.data import pipeline, sources
 
     folder = spirograph_folder(tmp_path / "images", size=40)
@@ -186,7 +186,7 @@ def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(t
     assert np.isfinite(results["penalty_estimate"]) and "1" in results["accuracy"]
     assert set(results) >= {"color_only", "untransformed"}  # variants: colour, no crop
     # The nuisance probe predicts all eleven parameters, geometry included.
-    views = eval_protocol.ViewEncoder(model.encoder, transform, 8)
+    views = feature_averaging.ViewEncoder(model.encoder, transform, 8)
     _, alpha = views.encode(data.test_x, pipeline.fold(0, 1))
     assert alpha.shape == (16, 11)
     # The test-time sweeps rotate and shift whole 40-pixel images resized to 32; at v = 0
@@ -199,8 +199,8 @@ def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(t
     zero = sources.robustness_sweeps(data, configuration.with_overrides(
         config, {"eval.rotation_values": (0.0,)}))["rotation"][0][1]
     seed = pipeline.fold(0, 2)
-    h_zero, _ = eval_protocol.ViewEncoder(model.encoder, zero, 8).encode(data.test_x, seed)
-    h_plain, _ = eval_protocol.ViewEncoder(
+    h_zero, _ = feature_averaging.ViewEncoder(model.encoder, zero, 8).encode(data.test_x, seed)
+    h_plain, _ = feature_averaging.ViewEncoder(
         model.encoder, data.eval_transforms["untransformed"], 8).encode(data.test_x, seed)
     np.testing.assert_allclose(h_zero, h_plain, rtol=1e-4, atol=1e-4)
     _, shape = sources.transform_for(config)

@@ -7,7 +7,7 @@ import math
 import keras_tuner
 import numpy as np
 
-from invcl_tf import distribute, errors, eval_protocol, pretraining
+from invcl_tf import distribute, errors, eval_protocol, feature_averaging, pretraining
 from invcl_tf.data import pipeline, sources, subsets
 
 #: name -> ("log", lo, hi) | ("float", lo, hi) | ("choice", [values]); names are config fields.
@@ -152,11 +152,11 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
                                                subsets.TUNER_PROBE)
         split = {"probe_x": probe_x, "probe_y": probe_y, "test_x": self.val_x,
                  "test_y": self.val_y}
-        views = eval_protocol.ViewEncoder(
+        views = feature_averaging.ViewEncoder(
             eval_protocol.inference_encoder(model.encoder, config.eval.precision),
             self.data.transform, config.eval.batch_size)
-        scores, _ = eval_protocol.feature_averaged_scores(
-            views, split, [1], lambda p, t: eval_protocol.probe_scores(
+        scores, _ = feature_averaging.feature_averaged_scores(
+            views, split, [1], lambda p, t: feature_averaging.probe_scores(
                 self.data.task, config.eval.probe_l2, p, split["probe_y"], t, split["test_y"],
                 self.data.label_names), pipeline.fold(config.seed, pipeline.STREAM_EVAL, 9))
         main = "mse" if self.data.task == "regression" else "accuracy"
