@@ -52,6 +52,11 @@ def differ(a, b):
     return max(float(np.abs(x.astype(float) - y.astype(float)).max()) for x, y in
                zip(state(a), state(b)))
 
+def weights_differ(a, b):
+    weights = lambda m: [np.asarray(w) for w in m.encoder.weights + m.head.weights]
+    return max(float(np.abs(x.astype(float) - y.astype(float)).max()) for x, y in
+               zip(weights(a), weights(b)))
+
 full = pretraining.train(config, root + "/full", verbose=0)
 try:
     pretraining.train(config, root + "/resumed", verbose=0,
@@ -69,14 +74,16 @@ def scaler(model):
 print("RESULT " + json.dumps({
     "optimizer": type(full.optimizer).__name__, "interrupted": interrupted,
     "updates": int(full.optimizer.iterations), "scalers": [scaler(full), scaler(resumed)],
-    "resumed_vs_full": differ(full, resumed), "rerun_vs_full": differ(full, rerun)}))
+    "resumed_vs_full": weights_differ(full, resumed), "rerun_vs_full": differ(full, rerun)}))
 """
 
 
-def test_a_mixed_float16_run_resumes_and_reruns_bit_exactly(tmp_path):
+def test_a_mixed_float16_run_resumes_to_float16_rounding_and_reruns_bit_exactly(tmp_path):
+    # oneDNN's float16 kernels (CPUs with AVX512-FP16) are not run-to-run reproducible: on
+    # such a CI machine two runs' weights differed by 5.6e-4. Eigen's are closer (~1e-8).
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
     proc = subprocess.run([sys.executable, "-c", _RESUME, str(tmp_path)], capture_output=True,
-                          text=True, cwd=REPO, timeout=900,
-                          env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"))
+                          text=True, cwd=REPO, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = json.loads(proc.stdout.split("RESULT ")[-1])
     assert found["optimizer"] == "LossScaleOptimizer"
@@ -88,10 +95,11 @@ def test_a_mixed_float16_run_resumes_and_reruns_bit_exactly(tmp_path):
     # The loss scaler resumes where it stood: same scale, same count towards its next
     # growth, same updates taken.
     assert found["scalers"][0] == found["scalers"][1]
-    # TensorFlow's float16 kernels on this CPU are not bit-reproducible: two uninterrupted
-    # runs in one process differ by up to ~1e-8 already (float32 runs are bit-identical,
-    # tests/test_training.py). A resume is held to that rounding.
-    assert found["resumed_vs_full"] < 1e-6
+    # TensorFlow's float16 kernels are not bit-reproducible (float32 runs are bit-identical,
+    # tests/test_training.py), so the weights are held to float16 rounding, 5e-3: a resume
+    # that drew the other epoch's batches moved them by 0.056, one that lost the optimizer's
+    # state by 0.15 (measured on this config).
+    assert found["resumed_vs_full"] < 5e-3
     assert found["rerun_vs_full"] == 0.0  # a rerun trains nothing (it trained one step more)
 
 
