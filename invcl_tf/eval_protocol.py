@@ -13,7 +13,7 @@ from invcl_tf import errors, probe, variance
 from invcl_tf.feature_averaging import (
     TEST_SPLIT, ViewEncoder, feature_averaged_scores, input_batches, probe_scores)
 from invcl_tf.data import pipeline, sources, subsets
-from invcl_tf.models.batch_norm import rebuilt
+from invcl_tf.models.rebuild import rebuilt
 from invcl_tf.penalty import gradient_penalty, rademacher
 
 # Salts of the other draws, after feature_averaging's PROBE_SPLIT and TEST_SPLIT (0, 1).

@@ -26,7 +26,7 @@ def at_least_float32(x):
 def rademacher(seed, shape, dtype="float32"):
     """Stateless i.i.d. ±1 signs of ``shape`` from a length-2 integer ``seed`` (each backend
     draws its own stream)."""
-    return backends.plumbing("penalty_gradient").rademacher(seed, shape, dtype)
+    return backends.plumbing("stateless_random").rademacher(seed, shape, dtype)
 
 
 def signed_sum(h, signs, normalize, dtype):
@@ -58,7 +58,16 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
       signs: Rademacher ε ``[B, D]``; drawn from ``seed`` (or statelessly at random) if None.
       seed: optional length-2 integer seed for ``signs``.
     """
-    plumbing = backends.plumbing("penalty_gradient")
+    penalty, h, _ = gradient_penalty_with_state(lambda a: (representation_fn(a), ()), alpha,
+                                                alpha_extra, clip, normalize, signs, seed)
+    return penalty, h
+
+
+def gradient_penalty_with_state(representation_fn, alpha, alpha_extra, clip, normalize=True,
+                                signs=None, seed=None):
+    """``gradient_penalty`` for a ``representation_fn`` that returns ``(h, state)``: state such
+    as batch norm's new moving statistics, which on JAX must leave the inner gradient as its
+    output rather than be assigned inside it. Returns ``(penalty, h, state)``."""
     alpha = at_least_float32(alpha)
     alpha_extra = ops.cast(alpha_extra, alpha.dtype)
     if len(alpha.shape) != 2:
@@ -67,14 +76,15 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
         raise ValueError(f"alpha_extra must be [B, N, K], got shape {alpha_extra.shape}")
 
     def signed(a):
-        h = representation_fn(a)
+        h, state = representation_fn(a)
         eps = signs
         if eps is None:
-            eps = plumbing.rademacher(plumbing.random_seed() if seed is None else seed,
-                                      ops.shape(h))
-        return signed_sum(h, eps, normalize, alpha.dtype), h
+            draws = backends.plumbing("stateless_random")
+            eps = draws.rademacher(draws.random_seed() if seed is None else seed, ops.shape(h))
+        return signed_sum(h, eps, normalize, alpha.dtype), (h, state)
 
-    grad_alpha, h = plumbing.alpha_gradient(signed, alpha)
+    grad_alpha, (h, state) = backends.plumbing("penalty_gradient").alpha_gradient(signed, alpha)
     # Clip after the global-batch mean so N replicas clip what one device would.
-    penalty = plumbing.global_mean(mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
-    return ops.minimum(penalty, ops.cast(clip, penalty.dtype)), h
+    penalty = backends.plumbing("replica_ops").global_mean(
+        mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
+    return ops.minimum(penalty, ops.cast(clip, penalty.dtype)), h, state

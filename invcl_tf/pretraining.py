@@ -15,7 +15,7 @@ from invcl_tf import workdir as workdir_lib
 from invcl_tf.data import pipeline, sources
 from invcl_tf.models.head import build_projection_head
 from invcl_tf.models.invclr import InvCLRModel
-from invcl_tf.models.batch_norm import rebuilt
+from invcl_tf.models.rebuild import rebuilt
 from invcl_tf.models.resnet import build_encoder
 from invcl_tf.optim.lars import LARS
 from invcl_tf.optim.schedules import WarmupCosine, peak_learning_rate
@@ -276,6 +276,6 @@ def train(config, workdir, verbose=1, extra_callbacks=()):
         # Plain Keras layers in the files: they load without this package.
         for part, filename in ((model.encoder, workdir_lib.ENCODER_FILE),
                                (model.head, workdir_lib.HEAD_FILE)):
-            workdir_lib.save_model(rebuilt(part, keras.layers.BatchNormalization),
+            workdir_lib.save_model(rebuilt(part, plain=True),
                                    os.path.join(workdir, filename))
     return model

@@ -7,7 +7,7 @@ import keras
 from absl import logging
 
 from invcl_tf import configuration, errors
-from invcl_tf.models.batch_norm import BatchNorm, rebuilt
+from invcl_tf.models.rebuild import rebuilt
 
 CONFIG_FILE = "config.json"
 ENCODER_FILE = "encoder.keras"
@@ -109,4 +109,5 @@ def load_encoder(workdir, filename=ENCODER_FILE):
     if not os.path.exists(path):
         raise WorkdirError(f"--workdir {workdir} holds no trained model ({filename}): "
                            "finish training there first with invcl-train --workdir=" + workdir)
-    return rebuilt(keras.saving.load_model(path, compile=False), BatchNorm, dtype="float32")
+    return rebuilt(keras.saving.load_model(path, compile=False), plain=False,
+                   dtype="float32")

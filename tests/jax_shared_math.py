@@ -1,6 +1,7 @@
 """The shared math on Keras's JAX backend, with TensorFlow's import blocked: NT-Xent, the
 gradient penalty (its inner ``jax.grad`` nested in an outer one), the Spirograph renderer
-and the colour jitter against NumPy formulas and finite differences. Run by
+and the colour jitter against NumPy formulas and finite differences, and ``InvCLRModel``'s
+JAX ``train_step`` under ``fit``. Run by
 ``tests/test_jax_backend.py`` in a subprocess, as ``KERAS_BACKEND=jax python -m
 tests.jax_shared_math``; prints one line per check."""
 
@@ -134,6 +135,53 @@ def rademacher_checks():
     check("rademacher balanced", abs(a.mean()) < 4 / np.sqrt(a.size), f"{a.mean():.4f}")
 
 
+def fit_checks():
+    from invcl_tf.models import InvCLRModel, build_encoder, build_projection_head
+    from invcl_tf.transforms import spirograph
+
+    transform = spirograph.SpirographTransform()
+    encoder = build_encoder("resnet18", 1 / 16, (32, 32, 3))
+    model = InvCLRModel(encoder, build_projection_head(encoder.output_shape[-1]), transform,
+                        gp_weight=0.1, gp_clip=1e9)
+    keras.utils.set_random_seed(0)
+    rate = 0.05
+    model.compile(optimizer=keras.optimizers.SGD(rate), jit_compile=True)
+    model.optimizer.build(model.trainable_variables)
+    b = 8
+    batch = {"x1": spirograph.sample_targets([1, 2], b),
+             "alpha1": transform.sample_params([3, 4], [b]),
+             "alpha2": transform.sample_params([3, 5], [b]),
+             "alpha_extra": transform.sample_params([3, 6], [b, 4]),
+             "aux1": jnp.zeros((b, 0)), "aux2": jnp.zeros((b, 0)),
+             "sign_seed": jnp.tile(jnp.asarray([[7, 8]], jnp.int32), (b, 1))}
+    batch["x2"] = batch["x1"]
+    # Copies: fit donates the variables' buffers to its compiled step.
+    values = lambda vs: [np.array(v.value) for v in vs]  # noqa: E731
+    before, state = values(model.trainable_variables), values(model.non_trainable_variables)
+    losses, new_state, grads = jax.jit(model.losses_and_gradients)(
+        before, state, values(model.optimizer.variables), batch)
+    history = model.fit({k: np.asarray(v) for k, v in batch.items()}, batch_size=b, epochs=1,
+                        shuffle=False, verbose=0).history
+    # One SGD step from fit's state threading: w − rate·∂loss/∂w (to float32 rounding of w,
+    # relative to the step), batch norm's statistics
+    # those the step computed, the logs its losses.
+    after = values(model.trainable_variables)
+    error = max(float(np.abs(w1 - (w0 - rate * np.asarray(g))).max()
+                      / np.abs(rate * np.asarray(g)).max()) for w0, w1, g in
+                zip(before, after, grads))
+    check("fit applies the step's gradients", error < 1e-4, f"{error:.2e}")
+    moved = [not np.allclose(a, b) for a, b in zip(state, new_state)]
+    same = max(float(np.abs(np.asarray(a) - b).max()) for a, b in
+               zip(new_state, values(model.non_trainable_variables)))
+    check("fit keeps batch norm's statistics", all(moved) and same < 1e-6, f"{same:.2e}")
+    logged = {k: v[-1] for k, v in history.items()}
+    check("fit logs the step's losses",
+          all(abs(logged[k] - float(losses[k])) < 1e-4 * abs(float(losses[k])) + 1e-6
+              for k in ("loss", "contrastive_loss", "penalty"))
+          and float(losses["penalty"]) > 0 and abs(logged["learning_rate"] - rate) < 1e-8,
+          f"{logged} {({k: float(v) for k, v in losses.items()})}")
+
+
 def main():
     check("backend", keras.backend.backend() == "jax", keras.backend.backend())
     rng = np.random.default_rng(0)
@@ -142,6 +190,7 @@ def main():
     renderer_checks(rng)
     color_checks(rng)
     rademacher_checks()
+    fit_checks()
     check("no tensorflow imported", sys.modules.get("tensorflow") is None)
     print("all passed")
 

@@ -1,14 +1,18 @@
-"""``InvCLRModel``: SimCLR's contrastive step plus InvCLR's gradient penalty, in ``train_step``."""
+"""``InvCLRModel``: SimCLR's contrastive step plus InvCLR's gradient penalty, in ``train_step``.
+
+The losses are ``keras.ops`` for every backend; ``train_step`` is the backend's
+(``invcl_tf.tensorflow_plumbing.train_step``, ``invcl_tf.jax_plumbing.train_step``).
+"""
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from invcl_tf import replicas
+from invcl_tf import backends
 from invcl_tf.losses import nt_xent_against
-from invcl_tf.penalty import gradient_penalty, rademacher
+from invcl_tf.penalty import gradient_penalty_with_state, rademacher
 
 
-class InvCLRModel(keras.Model):
+class InvCLRModel(backends.plumbing("train_step").TrainStep, keras.Model):
     """Encoder + projection head trained with NT-Xent + λ·gradient penalty.
 
     ``train_step`` takes a batch from ``invcl_tf.data.pipeline.train_dataset`` (inputs of two
@@ -47,19 +51,6 @@ class InvCLRModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.contrastive_tracker, self.penalty_tracker]
 
-    def fit(self, x=None, y=None, batch_size=None, **kwargs):
-        """``keras.Model.fit``, refusing a global batch that does not split over the replicas.
-
-        The batch size is read from ``batch_size`` or from a ``tf.data`` input's static shape
-        (``invcl_tf.data.pipeline`` batches have one; batch with ``drop_remainder=True``).
-        """
-        size = batch_size
-        if isinstance(x, tf.data.Dataset):
-            size = tf.nest.flatten(x.element_spec)[0].shape[0]
-        if size is not None:
-            replicas.require_even_split(size, self.distribute_strategy.num_replicas_in_sync)
-        return super().fit(x, y, batch_size=batch_size, **kwargs)
-
     def call(self, images, training=False):
         return self.encoder(images, training=training)
 
@@ -69,17 +60,24 @@ class InvCLRModel(keras.Model):
 
     def compute_losses(self, batch, training=True):
         """Returns ``{"loss", "contrastive_loss", "penalty"}`` for one (per-replica) batch."""
+        replica_ops = backends.plumbing("replica_ops")
         if self.gp_weight > 0:
-            local_batch = tf.shape(batch["alpha1"])[0]
-            _, num_replicas = replicas.replica_info()
+            local_batch = ops.shape(batch["alpha1"])[0]
+            _, num_replicas = replica_ops.replica_info()
             dim = self.encoder.output_shape[-1]
             # Signs are drawn for the global batch and sliced, so N replicas draw what one would.
-            signs = replicas.local_slice(
+            signs = replica_ops.local_slice(
                 rademacher(batch["sign_seed"][0], [local_batch * num_replicas, dim]),
                 local_batch)
-            penalty, h1 = gradient_penalty(
-                lambda a: self.represent(batch["x1"], a, batch["aux1"], training),
-                batch["alpha1"], batch["alpha_extra"], self.gp_clip, self.gp_normalize, signs)
+
+            def view1(a):
+                images = self.transform.apply(batch["x1"], a, batch["aux1"])
+                return self.encode_apart(images, training)
+
+            penalty, h1, state = gradient_penalty_with_state(
+                view1, batch["alpha1"], batch["alpha_extra"], self.gp_clip, self.gp_normalize,
+                signs)
+            self.commit(state)
         else:
             h1 = self.represent(batch["x1"], batch["alpha1"], batch["aux1"], training)
             penalty = None
@@ -87,26 +85,17 @@ class InvCLRModel(keras.Model):
         h2 = self.represent(batch["x2"], batch["alpha2"], batch["aux2"], training)
         z1 = self.head(h1, training=training)
         z2 = self.head(h2, training=training)
-        rid, _ = replicas.replica_info()
-        offset = tf.cast(rid, tf.int32) * tf.shape(z1)[0]
-        contrastive = nt_xent_against(z1, z2, replicas.gather(z1), replicas.gather(z2), offset,
-                                      self.temperature)
+        rid, _ = replica_ops.replica_info()
+        offset = ops.cast(rid, "int32") * ops.shape(z1)[0]
+        contrastive = nt_xent_against(z1, z2, replica_ops.gather(z1), replica_ops.gather(z2),
+                                      offset, self.temperature)
         if penalty is None:
-            penalty = tf.zeros_like(contrastive)
+            penalty = ops.zeros_like(contrastive)
         loss = contrastive + self.gp_weight * penalty
         return {"loss": loss, "contrastive_loss": contrastive, "penalty": penalty}
 
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            losses = self.compute_losses(data, training=True)
-            # Gradients are summed over replicas, so each replica's share is loss / N.
-            _, num_replicas = replicas.replica_info()
-            # Loss scaling (mixed_float16) keeps small gradients representable; identity else.
-            scaled = self.optimizer.scale_loss(losses["loss"] / num_replicas)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        learning_rate = self.optimizer.learning_rate  # the rate this step uses, read before apply
-        self.optimizer.apply(grads, variables)
+    def logged(self, losses, learning_rate):
+        """Updates the loss trackers; returns the step's logs (with the learning rate)."""
         self.loss_tracker.update_state(losses["loss"])
         self.contrastive_tracker.update_state(losses["contrastive_loss"])
         self.penalty_tracker.update_state(losses["penalty"])

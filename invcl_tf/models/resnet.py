@@ -10,6 +10,7 @@ import math
 import keras
 
 from invcl_tf.models.batch_norm import batch_norm
+from invcl_tf.models.pooling import GlobalAveragePooling
 
 # name -> (block type, blocks per stage, base width)
 ARCHS = {
@@ -141,5 +142,5 @@ def build_encoder(arch, width_multiplier=1.0, input_shape=(32, 32, 3), name="enc
         planes = _scaled(base * mult, width_multiplier)
         for b in range(1, n_blocks + 1):
             x = block_fn(x, planes, stride if b == 1 else 1, f"stage{s}_block{b}", sync_bn)
-    outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = GlobalAveragePooling(name="avg_pool")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -7,7 +7,9 @@ inside its gradient tape, so the penalty can differentiate the representation w.
 
 import abc
 
-import tensorflow as tf
+from keras import ops
+
+from invcl_tf import backends
 
 
 class DifferentiableTransform(abc.ABC):
@@ -31,7 +33,7 @@ class DifferentiableTransform(abc.ABC):
     def sample_aux(self, seed, batch_size):
         """Draws the per-example non-differentiated choices, float32 ``[B, num_aux]``."""
         del seed
-        return tf.zeros([batch_size, self.num_aux], tf.float32)
+        return ops.zeros([batch_size, self.num_aux], "float32")
 
     def prepare_view(self, x, seed, rows=None):
         """Non-differentiable per-view work done in the input pipeline (default: none).
@@ -72,14 +74,16 @@ class Composed(DifferentiableTransform):
         return values[..., :count], values[..., count:]
 
     def sample_params(self, seed, batch_shape):
-        parts = (t.sample_params(tf.random.experimental.stateless_fold_in(seed, i), batch_shape)
+        fold_in = backends.plumbing("stateless_random").fold_in
+        parts = (t.sample_params(fold_in(seed, i), batch_shape)
                  for i, t in enumerate((self.first, self.then)))
-        return tf.concat(list(parts), axis=-1)
+        return ops.concatenate(list(parts), axis=-1)
 
     def sample_aux(self, seed, batch_size):
-        parts = (t.sample_aux(tf.random.experimental.stateless_fold_in(seed, i), batch_size)
+        fold_in = backends.plumbing("stateless_random").fold_in
+        parts = (t.sample_aux(fold_in(seed, i), batch_size)
                  for i, t in enumerate((self.first, self.then)))
-        return tf.concat(list(parts), axis=-1)
+        return ops.concatenate(list(parts), axis=-1)
 
     def prepare_view(self, x, seed, rows=None):
         return self.first.prepare_view(x, seed, rows=rows)
@@ -94,8 +98,8 @@ class Composed(DifferentiableTransform):
         return self.then.normalize_images(images)
 
     def param_variance(self):
-        return tf.concat([tf.cast(self.first.param_variance(), tf.float32),
-                          tf.cast(self.then.param_variance(), tf.float32)], axis=0)
+        return ops.concatenate([ops.cast(self.first.param_variance(), "float32"),
+                                ops.cast(self.then.param_variance(), "float32")], axis=0)
 
     def variant(self, **changes):
         if changes.get("crop", True) is False:

@@ -7,8 +7,10 @@ InvCLR, so the renderer itself is the ``DifferentiableTransform``.
 
 import math
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
+from invcl_tf import backends
 from invcl_tf.transforms.base import DifferentiableTransform
 from invcl_tf.transforms.renderer import (  # noqa: F401 (the renderer's names, re-exported)
     GEOMETRIC_NAMES, GRID_EXTENT, IMAGE_SIZE, NORMALIZE_EPS, NORMALIZE_MODES, NUISANCE_NAMES,
@@ -50,8 +52,8 @@ def geometric_ranges(rotation, shift):
 
 
 def _sample_uniform(seed, shape, ranges):
-    lo, hi = (tf.constant(v, tf.float32) for v in zip(*ranges))
-    return lo + (hi - lo) * tf.random.stateless_uniform(shape, seed, dtype=tf.float32)
+    lo, hi = (ops.convert_to_tensor(np.asarray(v, np.float32)) for v in zip(*ranges))
+    return lo + (hi - lo) * backends.plumbing("stateless_random").uniform(seed, shape)
 
 
 def sample_targets(seed, n):
@@ -62,8 +64,8 @@ def sample_targets(seed, n):
 def sample_nuisance(seed, batch_shape, ranges=NUISANCE_RANGES):
     """Draws ``batch_shape + [K]`` float32 nuisance vectors uniformly in the K ``ranges``."""
     ranges = _validate_ranges(ranges, len(nuisance_names(len(ranges))), "ranges")
-    batch_shape = tf.reshape(tf.cast(batch_shape, tf.int32), [-1])
-    shape = tf.concat([batch_shape, [len(ranges)]], axis=0)
+    batch_shape = ops.reshape(ops.cast(batch_shape, "int32"), [-1])
+    shape = ops.concatenate([batch_shape, ops.convert_to_tensor([len(ranges)], "int32")], 0)
     return _sample_uniform(seed, shape, ranges)
 
 
@@ -115,4 +117,5 @@ class SpirographTransform(DifferentiableTransform):
 
     def param_variance(self):
         """Variance (hi − lo)² / 12 of each uniform nuisance component, float32 ``[K]``."""
-        return tf.constant([(hi - lo) ** 2 / 12.0 for lo, hi in self.ranges], tf.float32)
+        return ops.convert_to_tensor(
+            np.asarray([(hi - lo) ** 2 / 12.0 for lo, hi in self.ranges], np.float32))
