@@ -6,8 +6,8 @@ import keras
 import tensorflow as tf
 
 from configs import spirograph
-from invcl_tf import distribute, pretraining
-from invcl_tf.data import pipeline
+from invcl_tf import configuration, distribute, pretraining
+from invcl_tf.data import draws
 from invcl_tf.transforms import spirograph as spiro
 
 #: name -> (arch, width_multiplier, batch_size)
@@ -15,8 +15,9 @@ CASES = {"quarter": ("resnet18", 0.25, 256), "full": ("resnet18", 1.0, 64),
          "tiny": ("resnet_tiny", 1.0, 64)}
 
 
-def config_for(case, precision, gp_weight, jit):
-    """The paper's Spirograph config at the case's model and batch."""
+def config_for(case, precision, gp_weight, jit, every_steps=1):
+    """The paper's Spirograph config at the case's model and batch (the penalty every
+    ``every_steps`` steps)."""
     arch, width, batch = CASES[case]
     config = spirograph.get_config()
     config.model.arch, config.model.width_multiplier = arch, width
@@ -24,6 +25,7 @@ def config_for(case, precision, gp_weight, jit):
     config.train.precision = precision
     config.train.jit_compile = jit
     config.gp.weight = gp_weight
+    config.gp.every_steps = every_steps
     return config
 
 
@@ -38,8 +40,8 @@ def fixed_batch_step(case, precision, gp_weight, jit):
 def _compiled_step(config, transform, inputs):
     """A fresh model's compiled train step and one batch of views drawn from ``inputs``."""
     model = pretraining.build_model(config, transform, steps_per_epoch=100)
-    batch = pipeline.draw_views(transform, inputs, pipeline.fold(0, 1),
-                                config.gp.num_extra if config.gp.weight else 0)
+    batch = draws.draw_views(transform, inputs, draws.fold(0, 1),
+                             configuration.extra_draws(config))
     return tf.function(model.train_step, jit_compile=config.train.jit_compile), batch
 
 

@@ -44,7 +44,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks import cases  # noqa: E402
 from invcl_tf import configuration, pretraining, results_io  # noqa: E402
-from invcl_tf.data import pipeline, sources  # noqa: E402
+from invcl_tf.data import draws, pipeline, sources  # noqa: E402
 from invcl_tf.transforms import spirograph as spiro  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -322,10 +322,10 @@ def run_pipeline():
         config = images_config(folder, size)
         data = sources.load(config)
         batch = config.train.batch_size
-        num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
+        num_extra = configuration.extra_draws(config)
         needed = (_WARMUP.value + _REPEATS.value * _BATCHES.value) * batch
         epochs = -(-needed // len(data.train_x)) + 1
-        decode = data.train_x.split.epoch(pipeline.fold(0, 0)).repeat().batch(
+        decode = data.train_x.split.epoch(draws.fold(0, 0)).repeat().batch(
             batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
         full = pipeline.train_dataset(data.train_x, data.transform, batch, num_extra,
                                       config.seed, 0, epochs)
@@ -357,7 +357,7 @@ def _step_seconds(config, inputs, transform, spe_full):
     keras.utils.set_random_seed(config.seed)
     model = pretraining.build_model(config, transform, spe_full)
     batch = config.train.batch_size
-    num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
+    num_extra = configuration.extra_draws(config)
     steps = _STEP_STEPS.value
     epochs = 1 + _REPEATS.value
     data_epochs = -(-epochs * steps // spe_full) + 1

@@ -14,6 +14,7 @@ from ml_collections import config_dict
 
 from invcl_tf import distribute, errors, replicas
 from invcl_tf.data.sources import CIFAR, NAMES as DATASETS, is_image_source
+from invcl_tf.models.invclr import EXPECTATIONS
 from invcl_tf.models.resnet import ARCHS, STEMS
 
 
@@ -93,6 +94,12 @@ def base_config():
     config.gp.clip = 1000.0
     config.gp.num_extra = 100
     config.gp.normalize = True
+    # k: the penalty on every k-th step only, with weight k·λ (lazy regularisation); the
+    # steps between are plain contrastive steps. 1: every step, as the paper.
+    config.gp.every_steps = 1
+    # The mean over α′: "draws" (num_extra draws per example, the authors') or "closed_form"
+    # (its expectation under the transform's parameter distribution; no draws).
+    config.gp.expectation = "draws"
     # Images: what the penalty differentiates. color: the colour jitter (the paper's; crop
     # and flip in the input pipeline). color+geometry: also the crop box (and any rotation and
     # shift), warped differentiably in the step from the uncropped image.
@@ -127,6 +134,14 @@ def base_config():
     config.report.weights = config_dict.placeholder(tuple)
     config.report.robustness = True  # run the test-time nuisance sweeps of every run
     return config
+
+
+def extra_draws(config):
+    """The α′ draws per example the input pipeline makes: ``gp.num_extra`` when the penalty
+    runs and averages over draws, else 0."""
+    if config.gp.weight > 0 and config.gp.expectation == "draws":
+        return config.gp.num_extra
+    return 0
 
 
 def shrink_for_tests(config, train_size, test_size, batch_size, epochs, num_extra):
@@ -247,6 +262,10 @@ def validate(config):
              f"must be >= 0 (0 turns the penalty off), got {config.gp.weight}")
     _require(config.gp.clip > 0, "gp.clip", "must be > 0")
     _require(config.gp.num_extra >= 1, "gp.num_extra", "must be at least 1")
+    _require(config.gp.expectation in EXPECTATIONS, "gp.expectation",
+             f"unknown {config.gp.expectation!r}; choose one of {', '.join(EXPECTATIONS)}")
+    _require(config.gp.every_steps >= 1, "gp.every_steps",
+             f"must be at least 1 (1: the penalty on every step), got {config.gp.every_steps}")
     passes = tuple(config.eval.num_passes)
     _require(len(passes) > 0 and all(int(m) >= 1 for m in passes), "eval.num_passes",
              "must be a non-empty list of integers >= 1, e.g. 1,10,30")
@@ -264,11 +283,13 @@ def validate(config):
 
 
 def check_replicas(config, num_replicas):
-    """Raises ``ConfigError`` unless ``train.batch_size`` splits equally over the replicas."""
+    """Raises ``ConfigError`` unless ``train.batch_size`` splits equally over the replicas and
+    the penalty's schedule can run on them."""
     try:
         replicas.require_even_split(config.train.batch_size, num_replicas,
                                     "--config.train.batch_size")
-    except replicas.UnevenBatchError as err:
+        replicas.require_single_for_lazy_penalty(config.gp.every_steps, num_replicas)
+    except replicas.ReplicaError as err:
         raise ConfigError(str(err)) from err
 
 

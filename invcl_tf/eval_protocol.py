@@ -12,7 +12,7 @@ import tensorflow as tf
 from invcl_tf import errors, probe, variance
 from invcl_tf.feature_averaging import (
     TEST_SPLIT, ViewEncoder, feature_averaged_scores, input_batches, probe_scores)
-from invcl_tf.data import pipeline, sources, subsets
+from invcl_tf.data import draws, sources, subsets
 from invcl_tf.models.rebuild import rebuilt
 from invcl_tf.penalty import gradient_penalty, rademacher
 
@@ -24,10 +24,10 @@ def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, se
     """The penalty's own estimator, unclipped, averaged over ``x`` (inference mode)."""
 
     def batch_penalty(xb, batch_seed):
-        xb, alpha, aux = pipeline.random_view(transform, xb, batch_seed)
-        extra = transform.sample_params(pipeline.fold(batch_seed, 3),
+        xb, alpha, aux = draws.random_view(transform, xb, batch_seed)
+        extra = transform.sample_params(draws.fold(batch_seed, 3),
                                         [tf.shape(alpha)[0], num_extra])
-        signs = rademacher(pipeline.fold(batch_seed, 4),
+        signs = rademacher(draws.fold(batch_seed, 4),
                            [tf.shape(alpha)[0], encoder.output_shape[-1]])
         value, _ = gradient_penalty(
             lambda a: encoder(transform.apply(xb, a, aux), training=False), alpha, extra,
@@ -43,7 +43,7 @@ def penalty_estimate(encoder, transform, x, num_extra, normalize, batch_size, se
             graph = tf.function(batch_penalty, autograph=False).get_concrete_function(
                 tf.TensorSpec([None, *first.shape[1:]], first.dtype),
                 tf.TensorSpec([2], tf.int64))
-        total += float(graph(xb, pipeline.fold(seed, i))) * len(xb)
+        total += float(graph(xb, draws.fold(seed, i))) * len(xb)
         count += len(xb)
     return total / count
 
@@ -141,7 +141,7 @@ class QuickProbe:
 
     def __call__(self, encoder):
         data, config = self.data, self.config
-        seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL, _MONITOR)
+        seed = draws.fold(config.seed, draws.STREAM_EVAL, _MONITOR)
         if self._split is None:
             self._split = evaluation_split(
                 data, config, monitor_sizes(data, config, encoder.output_shape[-1]),
@@ -150,7 +150,7 @@ class QuickProbe:
         views = self._view_encoder(encoder)
         scores, first = feature_averaged_scores(views, split, [1], _scorer(data, config, split),
                                                 seed, keep_test_passes=1)
-        second = views.encode(split["test_x"], pipeline.fold(seed, TEST_SPLIT, 2))[0]
+        second = views.encode(split["test_x"], draws.fold(seed, TEST_SPLIT, 2))[0]
         copies = np.stack([first["test_passes"][0], second])
         found = {"conditional_variance": variance.conditional_variance(copies)}
         if data.task != "unlabelled":
@@ -173,7 +173,7 @@ def evaluate(encoder, data, config, num_passes=None):
     if not labelled:
         num_passes = [1]  # no probe to average for; one pass feeds the nuisance probe
     split = evaluation_split(data, config)
-    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
+    seed = draws.fold(config.seed, draws.STREAM_EVAL)
     passes_encoder = inference_encoder(encoder, config.eval.precision)
     float_encoder = inference_encoder(encoder, "float32")  # the penalty estimate's, always
     views = ViewEncoder(passes_encoder, data.transform, config.eval.batch_size)
@@ -188,11 +188,11 @@ def evaluate(encoder, data, config, num_passes=None):
         other = ViewEncoder(passes_encoder, transform, config.eval.batch_size)
         variant_scores, _ = feature_averaged_scores(
             other, split, passes, _scorer(data, config, split),
-            pipeline.fold(seed, _VARIANTS, i))
+            draws.fold(seed, _VARIANTS, i))
         results[name] = _by_m(variant_scores)
     test_passes = first["test_passes"]
     for p in range(len(test_passes) + 1, copies + 1):  # when max(M) < copies
-        test_passes.append(views.encode(split["test_x"], pipeline.fold(seed, TEST_SPLIT, p))[0])
+        test_passes.append(views.encode(split["test_x"], draws.fold(seed, TEST_SPLIT, p))[0])
     test_passes = np.stack(test_passes)
     nuisance = probe.fit_ridge(first["probe_h"], first["probe_alpha"], config.eval.nuisance_l2)
     results.update({
@@ -200,7 +200,7 @@ def evaluate(encoder, data, config, num_passes=None):
         "total_variance": variance.total_variance(test_passes),
         "penalty_estimate": penalty_estimate(
             float_encoder, data.transform, split["test_x"], config.gp.num_extra, config.gp.normalize,
-            config.eval.batch_size, pipeline.fold(seed, _PENALTY)),
+            config.eval.batch_size, draws.fold(seed, _PENALTY)),
         "nuisance_mse": probe.mse(nuisance.predict(first["test_h"]), first["test_alpha"]),
         "nuisance_mse_baseline": float(np.mean(data.transform.param_variance())),
         "num_probe_train": len(split["probe_x"]),
@@ -229,7 +229,7 @@ def robustness(encoder, data, config, sweeps):
     # The evaluation's own seed at every point: where a sweep's transformation is the
     # training one (Spirograph at v = 0) its score is results.json's at M = 1, and points
     # that differ only in v differ by the shift, not by their draws.
-    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
+    seed = draws.fold(config.seed, draws.STREAM_EVAL)
     encoder = inference_encoder(encoder, config.eval.precision)
     found = {}
     for name, points in sorted(sweeps.items()):

@@ -7,7 +7,7 @@ Every draw is keyed on (seed, pass, batch), so the same seeds give the same numb
 import tensorflow as tf
 
 from invcl_tf import probe
-from invcl_tf.data import pipeline
+from invcl_tf.data import draws
 
 #: Salts of the probe's training inputs' and the test inputs' draws.
 PROBE_SPLIT, TEST_SPLIT = range(2)
@@ -36,7 +36,7 @@ class ViewEncoder:
         self._passes = None  # traced at the first call, for any batch size (see _graph)
 
     def _encode_batch(self, x, seed):
-        x, alpha, aux = pipeline.random_view(self.transform, x, seed)
+        x, alpha, aux = draws.random_view(self.transform, x, seed)
         h = self.encoder(self.transform.apply(x, alpha, aux), training=False)
         return tf.cast(h, tf.float32), alpha
 
@@ -44,7 +44,7 @@ class ViewEncoder:
         # Pass p of batch `index` draws from fold(pass_seeds[p], index), as one pass would.
         # `wanted` (bool [P]) and `keep` (int32) are tensors, not Python values, so one trace
         # serves every evaluation setting (M list, kept passes, number of passes).
-        h, alpha = self._encode_batch(x, pipeline.fold(pass_seeds[0], index))
+        h, alpha = self._encode_batch(x, draws.fold(pass_seeds[0], index))
         first_h, first_alpha = h, alpha
         total = tf.cast(h, tf.float64)
         means = tf.TensorArray(tf.float64, size=0, dynamic_size=True)
@@ -54,7 +54,7 @@ class ViewEncoder:
         if keep > 0:
             kept = kept.write(0, h)
         for p in tf.range(1, tf.shape(pass_seeds)[0]):
-            h, _ = self._encode_batch(x, pipeline.fold(pass_seeds[p], index))
+            h, _ = self._encode_batch(x, draws.fold(pass_seeds[p], index))
             total += tf.cast(h, tf.float64)
             if wanted[p]:
                 means = means.write(means.size(), total / tf.cast(p + 1, tf.float64))
@@ -127,9 +127,9 @@ def feature_averaged_scores(views, split, num_passes, score, seed, keep_test_pas
     wanted = sorted({int(m) for m in num_passes})
     passes = range(1, wanted[-1] + 1)
     probe_means, _, probe_h, probe_alpha = views.encode_passes(
-        split["probe_x"], [pipeline.fold(seed, PROBE_SPLIT, p) for p in passes], wanted)
+        split["probe_x"], [draws.fold(seed, PROBE_SPLIT, p) for p in passes], wanted)
     test_means, kept, test_h, test_alpha = views.encode_passes(
-        split["test_x"], [pipeline.fold(seed, TEST_SPLIT, p) for p in passes], wanted,
+        split["test_x"], [draws.fold(seed, TEST_SPLIT, p) for p in passes], wanted,
         keep_test_passes)
     scores = {m: score(probe_mean, test_mean)
               for m, probe_mean, test_mean in zip(wanted, probe_means, test_means)}

@@ -44,6 +44,14 @@ def penalty_terms(grad_alpha, alpha, alpha_extra):
     return mean(ops.square(projection), axis=1)
 
 
+def expected_terms(grad_alpha, alpha, mean, cov):
+    """Per-example expectation over α′ of ``(G_i · (α′ − α_i))²``, shape [B], in closed form:
+    ``G_iᵀ Σ G_i + (G_i · (μ − α_i))²`` for α′ of mean μ ``[K]`` and covariance Σ ``[K, K]``."""
+    spread = ops.sum(ops.matmul(grad_alpha, cov) * grad_alpha, axis=1)
+    offset = ops.sum(grad_alpha * (ops.expand_dims(mean, 0) - alpha), axis=1)
+    return spread + ops.square(offset)
+
+
 def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True, signs=None,
                      seed=None):
     """Returns ``(penalty, h)``: the clipped penalty of SPEC §1 and the representation of view 1.
@@ -64,16 +72,21 @@ def gradient_penalty(representation_fn, alpha, alpha_extra, clip, normalize=True
 
 
 def gradient_penalty_with_state(representation_fn, alpha, alpha_extra, clip, normalize=True,
-                                signs=None, seed=None):
+                                signs=None, seed=None, moments=None):
     """``gradient_penalty`` for a ``representation_fn`` that returns ``(h, state)``: state such
     as batch norm's new moving statistics, which on JAX must leave the inner gradient as its
-    output rather than be assigned inside it. Returns ``(penalty, h, state)``."""
+    output rather than be assigned inside it. Returns ``(penalty, h, state)``.
+
+    ``moments=(μ, Σ)``, the mean ``[K]`` and covariance ``[K, K]`` of α′'s distribution,
+    replaces the mean over the draws ``alpha_extra`` (then unused) by its expectation.
+    """
     alpha = at_least_float32(alpha)
-    alpha_extra = ops.cast(alpha_extra, alpha.dtype)
     if len(alpha.shape) != 2:
         raise ValueError(f"alpha must be [B, K], got shape {alpha.shape}")
-    if len(alpha_extra.shape) != 3:
-        raise ValueError(f"alpha_extra must be [B, N, K], got shape {alpha_extra.shape}")
+    if moments is None:
+        alpha_extra = ops.cast(alpha_extra, alpha.dtype)
+        if len(alpha_extra.shape) != 3:
+            raise ValueError(f"alpha_extra must be [B, N, K], got shape {alpha_extra.shape}")
 
     def signed(a):
         h, state = representation_fn(a)
@@ -84,7 +97,10 @@ def gradient_penalty_with_state(representation_fn, alpha, alpha_extra, clip, nor
         return signed_sum(h, eps, normalize, alpha.dtype), (h, state)
 
     grad_alpha, (h, state) = backends.plumbing("penalty_gradient").alpha_gradient(signed, alpha)
+    if moments is None:
+        terms = penalty_terms(grad_alpha, alpha, alpha_extra)
+    else:
+        terms = expected_terms(grad_alpha, alpha, *(ops.cast(m, alpha.dtype) for m in moments))
     # Clip after the global-batch mean so N replicas clip what one device would.
-    penalty = backends.plumbing("replica_ops").global_mean(
-        mean(penalty_terms(grad_alpha, alpha, alpha_extra)))
+    penalty = backends.plumbing("replica_ops").global_mean(mean(terms))
     return ops.minimum(penalty, ops.cast(clip, penalty.dtype)), h, state

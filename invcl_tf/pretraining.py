@@ -36,7 +36,9 @@ def build_model(config, transform, steps_per_epoch):
     head = build_projection_head(encoder.output_shape[-1], sync_bn=config.model.sync_bn)
     model = InvCLRModel(encoder, head, transform, temperature=config.train.temperature,
                         gp_weight=config.gp.weight, gp_clip=config.gp.clip,
-                        gp_normalize=config.gp.normalize)
+                        gp_normalize=config.gp.normalize,
+                        gp_every_steps=config.gp.every_steps,
+                        gp_expectation=config.gp.expectation)
     schedule = WarmupCosine(peak_learning_rate(config.train.base_lr, config.train.batch_size),
                             config.train.epochs, steps_per_epoch, config.train.warmup_epochs)
     optimizer = LARS(learning_rate=schedule, momentum=config.train.momentum,
@@ -204,7 +206,7 @@ def fit(model, config, train_x, transform, start_epoch=0, epochs=None, callbacks
     configuration.check_replicas(config, strategy.num_replicas_in_sync)  # custom loop too
     spe = pipeline.steps_per_epoch(len(train_x), config.train.batch_size)
     configuration.check_steps_per_execution(config, spe, spe - start_step)
-    num_extra = config.gp.num_extra if config.gp.weight > 0 else 0
+    num_extra = configuration.extra_draws(config)
     callbacks = [StopOnNonFinite(spe, checkpoint_dir), *callbacks]
 
     def run(first_epoch, last_epoch, first_step):

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging as absl_logging
 
 from invcl_tf import configuration, errors, workdir
-from invcl_tf.data import pipeline, sources
+from invcl_tf.data import draws, sources
 
 
 
@@ -32,7 +32,7 @@ def averaged_representation(encoder, transform, inputs, num_samples, seed):
     dim = encoder.output_shape[-1]
 
     def add_view(m, total):
-        x, alpha, aux = pipeline.random_view(transform, inputs, pipeline.fold(base, m))
+        x, alpha, aux = draws.random_view(transform, inputs, draws.fold(base, m))
         h = encoder(transform.apply(x, alpha, aux), training=False)
         return m + 1, total + tf.cast(h, tf.float32)
 

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tests.repo_configs import spirograph_cpu
-from invcl_tf import distribute, pretraining
-from invcl_tf.data import pipeline
+from invcl_tf import configuration, distribute, pretraining
+from invcl_tf.data import draws, pipeline
 from invcl_tf.transforms import spirograph
 
 TRANSFORM = spirograph.SpirographTransform()
@@ -38,7 +38,7 @@ def _one_step(model, batch):
 
 def _batch(config, dtype=tf.float32):
     targets = spirograph.sample_targets([0, 3], config.train.batch_size)
-    batch = pipeline.draw_views(TRANSFORM, targets, pipeline.fold(0, 9), config.gp.num_extra)
+    batch = draws.draw_views(TRANSFORM, targets, draws.fold(0, 9), config.gp.num_extra)
     return {k: tf.cast(v, dtype) if v.dtype.is_floating else v for k, v in batch.items()}
 
 
@@ -48,9 +48,28 @@ def _batch(config, dtype=tf.float32):
     # permuting the batch on one device moves the initial penalty by ~4e-4.
     ("float64", 1e-6, 1e-9), pytest.param("float32", 1e-4, 1e-2, marks=pytest.mark.slow)])
 def test_two_mirrored_replicas_equal_one_device(strategy, precision, loss_rtol, weight_rtol):
+    logs = _replicas_against_one_device(strategy, _config(), precision, loss_rtol, weight_rtol)
+    assert logs["penalty"] > 0
+
+
+def test_the_penalty_every_k_steps_is_refused_over_tensorflow_replicas(strategy):
+    # tf.distribute cannot all-reduce inside the step's conditional on CPUs (nor on GPUs
+    # without XLA): refused in one line, before anything trains.
+    config = _config(gp__every_steps=3)
+    with pytest.raises(configuration.ConfigError, match="gp.every_steps=3 runs on one"):
+        configuration.check_replicas(config, 2)
+    with strategy.scope():
+        model = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
+    batch = _batch(config)
+    batch["step"] = tf.fill([config.train.batch_size], tf.constant(3, tf.int64))
+    with pytest.raises(ValueError, match="not over 2 tf.distribute replicas"):
+        _one_step(model, batch)
+
+
+def _replicas_against_one_device(strategy, config, precision, loss_rtol, weight_rtol, step=0):
     keras.mixed_precision.set_global_policy(precision)
-    config = _config()
     batch = _batch(config, tf.float64 if precision == "float64" else tf.float32)
+    batch["step"] = tf.fill([config.train.batch_size], tf.constant(step, tf.int64))
     one = pretraining.build_model(config, TRANSFORM, steps_per_epoch=10)
     initial = one.get_weights()
     with strategy.scope():
@@ -60,13 +79,14 @@ def test_two_mirrored_replicas_equal_one_device(strategy, precision, loss_rtol, 
     logs_two, weights_two = _one_step(two, batch)
     for key in ("loss", "contrastive_loss", "penalty"):  # Keras keeps metrics in float32
         np.testing.assert_allclose(logs_two[key], logs_one[key], rtol=loss_rtol)
-    assert logs_one["penalty"] > 0
+    assert logs_one["contrastive_loss"] > 0
     changed = 0
     for w1, w2, w0 in zip(weights_one, weights_two, initial):
         np.testing.assert_allclose(w2, w1, rtol=weight_rtol,
                                    atol=weight_rtol * max(np.abs(w0).max(), np.abs(w1).max()))
         changed += not np.allclose(w1, w0)
     assert changed > len(initial) // 2  # the step really moved the weights
+    return logs_one
 
 
 @pytest.mark.slow

@@ -119,7 +119,7 @@ def test_a_missing_folder_gets_one_line(tmp_path):
 
 
 def test_a_workers_share_reads_only_its_files_and_matches_the_whole_batch(tmp_path):
-    from invcl_tf.data import pipeline, sources
+    from invcl_tf.data import draws, pipeline, sources
 
     folder = spirograph_folder(tmp_path / "images")
     config = _config(folder)
@@ -130,7 +130,7 @@ def test_a_workers_share_reads_only_its_files_and_matches_the_whole_batch(tmp_pa
     whole = list(pipeline.train_dataset(data.train_x, transform, batch, 2, 5, 0, 1))
     # The files of rows [8, 16) of every batch of epoch 0 go away: the share [0, 8) must not
     # read them (a whole-batch reader would fail on the first missing file).
-    epoch_seed = pipeline.fold(pipeline.fold(5, pipeline.STREAM_TRAIN), 0)
+    epoch_seed = draws.fold(draws.fold(5, draws.STREAM_TRAIN), 0)
     order = split._order(epoch_seed).numpy()[:3 * batch].reshape(3, batch)
     manifest = open(split.manifest).read().splitlines()
     for index in order[:, 8:].ravel():
@@ -169,7 +169,7 @@ def test_a_larger_resolution_takes_the_imagenet_stem_and_exports_at_its_size(tmp
 
 def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(tmp_path):
     from invcl_tf import eval_protocol, feature_averaging, serving
-    from invcl_tf.data import pipeline, sources
+    from invcl_tf.data import draws, pipeline, sources
 
     folder = spirograph_folder(tmp_path / "images", size=40)
     config = _config(folder, dataset__decode_size=40, dataset__rotation=15.0,
@@ -187,7 +187,7 @@ def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(t
     assert set(results) >= {"color_only", "untransformed"}  # variants: colour, no crop
     # The nuisance probe predicts all eleven parameters, geometry included.
     views = feature_averaging.ViewEncoder(model.encoder, transform, 8)
-    _, alpha = views.encode(data.test_x, pipeline.fold(0, 1))
+    _, alpha = views.encode(data.test_x, draws.fold(0, 1))
     assert alpha.shape == (16, 11)
     # The test-time sweeps rotate and shift whole 40-pixel images resized to 32; at v = 0
     # the views are the untransformed ones.
@@ -198,7 +198,7 @@ def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(t
     assert all(0 <= p["accuracy"] <= 1 for p in found["rotation"] + found["shift"])
     zero = sources.robustness_sweeps(data, configuration.with_overrides(
         config, {"eval.rotation_values": (0.0,)}))["rotation"][0][1]
-    seed = pipeline.fold(0, 2)
+    seed = draws.fold(0, 2)
     h_zero, _ = feature_averaging.ViewEncoder(model.encoder, zero, 8).encode(data.test_x, seed)
     h_plain, _ = feature_averaging.ViewEncoder(
         model.encoder, data.eval_transforms["untransformed"], 8).encode(data.test_x, seed)

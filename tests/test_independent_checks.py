@@ -15,7 +15,7 @@ import scipy.special
 import tensorflow as tf
 
 from invcl_tf import eval_protocol
-from invcl_tf.data import pipeline, sources
+from invcl_tf.data import draws, sources
 from invcl_tf.models import InvCLRModel
 from invcl_tf.models.batch_norm import batch_norm
 from invcl_tf.models.resnet import build_encoder
@@ -318,7 +318,7 @@ def _encode_views(encoder, transform, x, pass_seed, batch_size):
     hs, alphas = [], []
     for i, start in enumerate(range(0, len(x), batch_size)):
         xb = tf.constant(x[start:start + batch_size])
-        xv, alpha, aux = pipeline.random_view(transform, xb, pipeline.fold(pass_seed, i))
+        xv, alpha, aux = draws.random_view(transform, xb, draws.fold(pass_seed, i))
         hs.append(encoder(transform.apply(xv, alpha, aux), training=False).numpy())
         alphas.append(alpha.numpy())
     return np.concatenate(hs).astype(np.float64), np.concatenate(alphas).astype(np.float64)
@@ -326,12 +326,12 @@ def _encode_views(encoder, transform, x, pass_seed, batch_size):
 
 def _passes(encoder, config, data, probe_x, test_x, count):
     """``[(probe_h, probe_alpha, test_h, test_alpha)]`` for passes 1..count."""
-    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
+    seed = draws.fold(config.seed, draws.STREAM_EVAL)
     size = config.eval.batch_size
     out = []
     for p in range(1, count + 1):
-        out.append(_encode_views(encoder, data.transform, probe_x, pipeline.fold(seed, 0, p), size)
-                   + _encode_views(encoder, data.transform, test_x, pipeline.fold(seed, 1, p),
+        out.append(_encode_views(encoder, data.transform, probe_x, draws.fold(seed, 0, p), size)
+                   + _encode_views(encoder, data.transform, test_x, draws.fold(seed, 1, p),
                                    size))
     return out
 
@@ -419,15 +419,15 @@ def test_nuisance_predictability_against_lstsq_and_the_prior_variance(evaluated)
 
 def _penalty_by_definition(encoder, transform, x, num_extra, batch_size, seed, training):
     """SPEC §1's estimator, unclipped, averaged over x weighted by batch size (NumPy algebra)."""
-    base = pipeline.fold(seed, 2)
+    base = draws.fold(seed, 2)
     dim = encoder.output_shape[-1]
     total = 0.0
     for i, start in enumerate(range(0, len(x), batch_size)):
         xb = tf.constant(x[start:start + batch_size])
-        batch_seed = pipeline.fold(base, i)
-        xv, alpha, aux = pipeline.random_view(transform, xb, batch_seed)
-        extra = transform.sample_params(pipeline.fold(batch_seed, 3), [len(xb), num_extra])
-        signs = rademacher(pipeline.fold(batch_seed, 4), [len(xb), dim])
+        batch_seed = draws.fold(base, i)
+        xv, alpha, aux = draws.random_view(transform, xb, batch_seed)
+        extra = transform.sample_params(draws.fold(batch_seed, 3), [len(xb), num_extra])
+        signs = rademacher(draws.fold(batch_seed, 4), [len(xb), dim])
         with tf.GradientTape() as tape:
             tape.watch(alpha)
             h = encoder(transform.apply(xv, alpha, aux), training=training)
@@ -443,7 +443,7 @@ def test_penalty_estimate_is_the_inference_mode_estimator(evaluated):
     encoder, runs = evaluated
     config, data, results = runs["fresh"]
     test_x = data.test_x[:results["num_test"]]
-    seed = pipeline.fold(config.seed, pipeline.STREAM_EVAL)
+    seed = draws.fold(config.seed, draws.STREAM_EVAL)
     args = (data.transform, test_x, config.gp.num_extra, config.eval.batch_size, seed)
     expected = _penalty_by_definition(encoder, *args, training=False)
     # float32 gradients through the same network: ~1e-6 relative.

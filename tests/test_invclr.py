@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.data import pipeline
+from invcl_tf.data import draws
 from invcl_tf.transforms import spirograph
 from invcl_tf.losses import nt_xent
 from invcl_tf.models import InvCLRModel, build_encoder, build_projection_head
@@ -24,7 +24,7 @@ def _model(gp_weight, lr=0.05, clip=1000.0):
 
 def _batch(batch_size=16, num_extra=4, seed=0):
     targets = spirograph.sample_targets([seed, 1], batch_size)
-    return pipeline.draw_views(TRANSFORM, targets, pipeline.fold(seed, 5), num_extra)
+    return draws.draw_views(TRANSFORM, targets, draws.fold(seed, 5), num_extra)
 
 
 def test_losses_equal_their_definitions():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf.data import pipeline, sources
+from invcl_tf.data import draws, pipeline, sources
 from invcl_tf.transforms import spirograph
 
 TRANSFORM = spirograph.SpirographTransform()
@@ -67,10 +67,10 @@ def test_steps_per_epoch_drops_the_partial_batch_and_names_bad_sizes():
 
 
 def test_fold_is_deterministic_and_separates_streams():
-    a = pipeline.fold(3, 1, 2).numpy()
-    np.testing.assert_array_equal(a, pipeline.fold(3, 1, 2).numpy())
-    assert not np.array_equal(a, pipeline.fold(3, 2, 1).numpy())
-    assert not np.array_equal(a, pipeline.fold(4, 1, 2).numpy())
+    a = draws.fold(3, 1, 2).numpy()
+    np.testing.assert_array_equal(a, draws.fold(3, 1, 2).numpy())
+    assert not np.array_equal(a, draws.fold(3, 2, 1).numpy())
+    assert not np.array_equal(a, draws.fold(4, 1, 2).numpy())
 
 
 def test_spirograph_targets_depend_on_the_seed_only():

@@ -111,6 +111,7 @@ def test_an_unwritable_workdir_is_named(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("gp__weight", -0.1, "gp.weight: must be >= 0"),
+    ("gp__every_steps", 0, "gp.every_steps: must be at least 1"),
     ("train__batch_size", 1, "train.batch_size: must be at least 2"),
     ("model__arch", "resnet7", "model.arch: unknown arch 'resnet7'"),
     ("dataset__name", "mnist", "dataset.name: unknown dataset"),

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from invcl_tf import pretraining, replicas
-from invcl_tf.data import pipeline
+from invcl_tf.data import draws
 from invcl_tf.transforms import spirograph
 from tests.repo_configs import spirograph_cpu
 
@@ -25,7 +25,7 @@ def _model(strategy, batch_size):
 
 def _batch(batch_size, num_extra):
     targets = spirograph.sample_targets([0, 3], batch_size)
-    return pipeline.draw_views(TRANSFORM, targets, pipeline.fold(0, 9), num_extra)
+    return draws.draw_views(TRANSFORM, targets, draws.fold(0, 9), num_extra)
 
 
 def test_the_nearest_batch_sizes_that_work_are_named():

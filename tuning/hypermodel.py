@@ -8,7 +8,7 @@ import keras_tuner
 import numpy as np
 
 from invcl_tf import distribute, errors, eval_protocol, feature_averaging, pretraining
-from invcl_tf.data import pipeline, sources, subsets
+from invcl_tf.data import draws, pipeline, sources, subsets
 
 #: name -> ("log", lo, hi) | ("float", lo, hi) | ("choice", [values]); names are config fields.
 DEFAULT_SPACE = {"gp.weight": ("log", 1e-4, 1.0), "gp.clip": ("choice", [1.0, 1000.0])}
@@ -158,7 +158,7 @@ class InvCLRHyperModel(keras_tuner.HyperModel):
         scores, _ = feature_averaging.feature_averaged_scores(
             views, split, [1], lambda p, t: feature_averaging.probe_scores(
                 self.data.task, config.eval.probe_l2, p, split["probe_y"], t, split["test_y"],
-                self.data.label_names), pipeline.fold(config.seed, pipeline.STREAM_EVAL, 9))
+                self.data.label_names), draws.fold(config.seed, draws.STREAM_EVAL, 9))
         main = "mse" if self.data.task == "regression" else "accuracy"
         value = scores[1][main]
         if not math.isfinite(value):

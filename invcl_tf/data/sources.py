@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 
 from invcl_tf.errors import DataError
-from invcl_tf.data import pipeline, subsets
+from invcl_tf.data import draws, subsets
 from invcl_tf.transforms import spirograph
 from invcl_tf.transforms import base, geometry, images
 
@@ -45,9 +45,9 @@ class DataBundle:
 
 def spirograph_targets(seed, train_size, test_size):
     """The run's fixed train and test target vectors: a function of ``seed`` alone."""
-    base = pipeline.fold(seed, pipeline.STREAM_DATA)
-    train = spirograph.sample_targets(pipeline.fold(base, _SPLIT_TRAIN), train_size).numpy()
-    test = spirograph.sample_targets(pipeline.fold(base, _SPLIT_TEST), test_size).numpy()
+    base = draws.fold(seed, draws.STREAM_DATA)
+    train = spirograph.sample_targets(draws.fold(base, _SPLIT_TRAIN), train_size).numpy()
+    test = spirograph.sample_targets(draws.fold(base, _SPLIT_TEST), test_size).numpy()
     return train, test
 
 
@@ -67,8 +67,8 @@ class GeneratedTargets:
 
     def in_graph(self):
         """The targets as ops of the graph being built (a stateless draw, cheap to repeat)."""
-        base = pipeline.fold(self.seed, pipeline.STREAM_DATA)
-        return spirograph.sample_targets(pipeline.fold(base, _SPLIT_TRAIN),
+        base = draws.fold(self.seed, draws.STREAM_DATA)
+        return spirograph.sample_targets(draws.fold(base, _SPLIT_TRAIN),
                                          self.size)[:self.limit]
 
     def __array__(self, dtype=None, copy=None):
@@ -105,8 +105,8 @@ def draw_subset(x, y, size, drawn, salt):
 
 def spirograph_probe_targets(seed, size):
     """Probe-train target vectors from their own stream, independent of the pretraining ones."""
-    base = pipeline.fold(seed, pipeline.STREAM_DATA)
-    return spirograph.sample_targets(pipeline.fold(base, _SPLIT_PROBE), size).numpy()
+    base = draws.fold(seed, draws.STREAM_DATA)
+    return spirograph.sample_targets(draws.fold(base, _SPLIT_PROBE), size).numpy()
 
 
 def cifar_source(config):

@@ -33,3 +33,14 @@ def rademacher(seed, shape, dtype="float32"):
 def random_seed():
     """A fresh length-2 seed from NumPy's generator (when the caller gives none)."""
     return jnp.asarray(np.random.default_rng().integers(0, 2**31 - 1, size=2), jnp.int32)
+
+
+def fold(seed, *values):
+    """Folds integers into a length-2 seed (a fresh, independent stream per value)."""
+    seed = jnp.asarray(seed)
+    if seed.ndim == 0:
+        seed = jnp.stack([seed, jnp.zeros_like(seed)])
+    key = _key(seed)
+    for value in values:
+        key = jax.random.fold_in(key, value)
+    return jax.random.key_data(key).astype(jnp.int32)

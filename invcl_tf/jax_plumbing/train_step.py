@@ -6,6 +6,8 @@ shared ``compute_losses`` runs unchanged."""
 import jax
 import keras
 
+from invcl_tf.jax_plumbing.input_pipeline import TrainBatches
+
 
 def _scope(variables, values):
     return keras.StatelessScope(state_mapping=list(zip(variables, values)))
@@ -18,7 +20,14 @@ def _updated(scope, variables, before):
 
 
 class TrainStep:
-    """The JAX half of ``InvCLRModel``: ``train_step(state, data)``."""
+    """The JAX half of ``InvCLRModel``: ``train_step(state, data)`` and ``fit``."""
+
+    def fit(self, x=None, y=None, **kwargs):
+        """``keras.Model.fit``; ``TrainBatches`` are read in their order (each epoch's
+        permutation is in them already: Keras's shuffle would reorder steps, and resumes)."""
+        if isinstance(x, TrainBatches):
+            kwargs["shuffle"] = False
+        return super().fit(x, y, **kwargs)
 
     def encode_apart(self, images, training):
         """``(h, state)``: the encoding and batch norm's new moving statistics, which must

@@ -23,3 +23,13 @@ def rademacher(seed, shape, dtype="float32"):
 def random_seed():
     """A fresh length-2 seed from TF's global generator (when the caller gives none)."""
     return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+
+
+def fold(seed, *values):
+    """Folds integers into a length-2 seed (a fresh, independent stream per value)."""
+    seed = tf.convert_to_tensor(seed, tf.int64)
+    if seed.shape.rank == 0:
+        seed = tf.stack([seed, tf.constant(0, tf.int64)])
+    for value in values:
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(value, tf.int64))
+    return seed

@@ -7,6 +7,7 @@ inside its gradient tape, so the penalty can differentiate the representation w.
 
 import abc
 
+import numpy as np
 from keras import ops
 
 from invcl_tf import backends
@@ -51,6 +52,27 @@ class DifferentiableTransform(abc.ABC):
     @abc.abstractmethod
     def param_variance(self):
         """Prior variance of each component of α, float32 ``[K]`` (a no-information baseline)."""
+
+    def param_moments(self):
+        """``(μ [K], Σ [K, K])``, float64 NumPy: the mean and covariance of α's distribution,
+        for the penalty's expectation over α′. By default estimated once from
+        ``MOMENT_DRAWS`` draws; transforms with a closed form override it."""
+        if getattr(self, "_moments", None) is None:
+            drawn = np.asarray(ops.convert_to_numpy(
+                self.sample_params(np.asarray([0, 2], np.int64), [MOMENT_DRAWS])), np.float64)
+            self._moments = drawn.mean(axis=0), np.cov(drawn, rowvar=False).reshape(
+                self.num_params, self.num_params)
+        return self._moments
+
+
+#: Draws behind ``param_moments`` where no closed form is declared.
+MOMENT_DRAWS = 1_000_000
+
+
+def uniform_moments(ranges):
+    """``(μ, Σ)`` of independent uniform components on ``ranges``, ``[(lo, hi), ...]``."""
+    lo, hi = np.asarray(ranges, np.float64).T
+    return (lo + hi) / 2.0, np.diag((hi - lo) ** 2 / 12.0)
 
 
 class Composed(DifferentiableTransform):
@@ -100,6 +122,14 @@ class Composed(DifferentiableTransform):
     def param_variance(self):
         return ops.concatenate([ops.cast(self.first.param_variance(), "float32"),
                                 ops.cast(self.then.param_variance(), "float32")], axis=0)
+
+    def param_moments(self):
+        # Independent streams: block-diagonal.
+        (m1, c1), (m2, c2) = self.first.param_moments(), self.then.param_moments()
+        cov = np.zeros((self.num_params, self.num_params))
+        k = len(m1)
+        cov[:k, :k], cov[k:, k:] = c1, c2
+        return np.concatenate([m1, m2]), cov
 
     def variant(self, **changes):
         if changes.get("crop", True) is False:

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from invcl_tf.transforms import color
-from invcl_tf.transforms.base import DifferentiableTransform
+from invcl_tf.transforms.base import DifferentiableTransform, uniform_moments
 from invcl_tf.transforms.crop import random_flip, random_resized_crop, resize_whole
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -113,6 +113,10 @@ class ImageTransform(DifferentiableTransform):
     def normalize_images(self, images):
         """(x − mean) / std per channel."""
         return (images - tf.cast(self.mean, images.dtype)) / tf.cast(self.std, images.dtype)
+
+    def param_moments(self):
+        """Independent uniform jitter parameters: exact."""
+        return uniform_moments(color.jitter_ranges(self.strength))
 
     def param_variance(self):
         """Prior variance of the four jitter parameters, float32 ``[4]``."""

@@ -11,7 +11,7 @@ import numpy as np
 from keras import ops
 
 from invcl_tf import backends
-from invcl_tf.transforms.base import DifferentiableTransform
+from invcl_tf.transforms.base import DifferentiableTransform, uniform_moments
 from invcl_tf.transforms.renderer import (  # noqa: F401 (the renderer's names, re-exported)
     GEOMETRIC_NAMES, GRID_EXTENT, IMAGE_SIZE, NORMALIZE_EPS, NORMALIZE_MODES, NUISANCE_NAMES,
     NUM_POINTS, TARGET_NAMES, render)
@@ -64,8 +64,12 @@ def sample_targets(seed, n):
 def sample_nuisance(seed, batch_shape, ranges=NUISANCE_RANGES):
     """Draws ``batch_shape + [K]`` float32 nuisance vectors uniformly in the K ``ranges``."""
     ranges = _validate_ranges(ranges, len(nuisance_names(len(ranges))), "ranges")
-    batch_shape = ops.reshape(ops.cast(batch_shape, "int32"), [-1])
-    shape = ops.concatenate([batch_shape, ops.convert_to_tensor([len(ranges)], "int32")], 0)
+    dims = list(batch_shape) if isinstance(batch_shape, (list, tuple)) else None
+    if dims is not None and all(isinstance(d, (int, np.integer)) for d in dims):
+        shape = [*dims, len(ranges)]  # static, as JAX needs
+    else:  # a shape tensor (TensorFlow's pipeline)
+        batch_shape = ops.reshape(ops.cast(batch_shape, "int32"), [-1])
+        shape = ops.concatenate([batch_shape, ops.convert_to_tensor([len(ranges)], "int32")], 0)
     return _sample_uniform(seed, shape, ranges)
 
 
@@ -114,6 +118,10 @@ class SpirographTransform(DifferentiableTransform):
         """Renders the images of targets ``x`` under nuisance ``alpha`` (``aux`` is unused)."""
         del aux
         return render(x, alpha, normalize=self.normalize)
+
+    def param_moments(self):
+        """Independent uniform components: exact."""
+        return uniform_moments(self.ranges)
 
     def param_variance(self):
         """Variance (hi − lo)² / 12 of each uniform nuisance component, float32 ``[K]``."""

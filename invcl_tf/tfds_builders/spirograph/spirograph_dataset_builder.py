@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from invcl_tf.data import pipeline, sources
+from invcl_tf.data import draws, sources
 from invcl_tf.transforms import spirograph
 
 # Split name -> index folded into the nuisance seed; the order follows ``spirograph_targets``.
@@ -70,7 +70,7 @@ def _quantize(images):
 
 def _nuisance_seed(seed, split):
     """The stateless seed [2] of the stored nuisance of ``split`` ("train" or "test")."""
-    return pipeline.fold(seed, pipeline.STREAM_DATA, _SPLITS[split], _NUISANCE_SALT)
+    return draws.fold(seed, draws.STREAM_DATA, _SPLITS[split], _NUISANCE_SALT)
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
