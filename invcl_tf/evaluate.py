@@ -10,7 +10,7 @@ stored config is used; ``--config.eval.*`` and ``--config.dataset.data_dir`` ove
 from absl import flags
 from ml_collections import config_flags
 
-from invcl_tf import cli, configuration, errors, serving, workdir
+from invcl_tf import cli, configuration, errors, serving, stored_configs, workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A directory written by invcl-train.")
 _SAVED_MODEL = flags.DEFINE_string(
@@ -50,13 +50,13 @@ def main(argv):
     passes = _parse_passes(_NUM_PASSES.value)
     if _SAVED_MODEL.value:
         encoder = serving.SavedEncoder(_SAVED_MODEL.value)
-        config = configuration.from_json(encoder.config_json())
+        config = stored_configs.from_json(encoder.config_json())
         out = _OUTPUT_DIR.value or _SAVED_MODEL.value.rstrip("/") + ".eval"
     else:
         config = workdir.load_config(_WORKDIR.value)
         encoder = workdir.load_encoder(_WORKDIR.value)
         out = _OUTPUT_DIR.value or _WORKDIR.value
-    config = configuration.with_overrides(
+    config = stored_configs.with_overrides(
         config, config_flags.get_override_values(flags.FLAGS["config"]))
     if _ROBUSTNESS.value:
         cli.robustness_and_report(encoder, config, out)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from invcl_tf import configuration, eval_protocol, pretraining, results_io, serving, study
+from invcl_tf import eval_protocol, pretraining, results_io, serving, stored_configs, study
 from invcl_tf import workdir
 from invcl_tf.data import sources
 
@@ -106,8 +106,8 @@ def check_runs(config, output, cells):
         stored = workdir.read_json(os.path.join(directory, workdir.CONFIG_FILE))
         if stored is None:
             continue
-        wanted = json.loads(configuration.to_json(run_config(config, seed, weight)))
-        refused, allowed = configuration.training_changes(stored, wanted)
+        wanted = json.loads(stored_configs.to_json(run_config(config, seed, weight)))
+        refused, allowed = stored_configs.training_changes(stored, wanted)
         if refused:
             raise workdir.WorkdirError(
                 f"--output {output} holds runs made with another config (fields: "

@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from absl import logging as absl_logging
 
-from invcl_tf import configuration, errors, workdir
+from invcl_tf import errors, stored_configs, workdir
 from invcl_tf.data import draws, sources
 
 
@@ -104,7 +104,7 @@ def export_run(run_dir, output=None):
     transform, input_shape = sources.transform_for(config)
     return export(workdir.load_encoder(run_dir),
                   workdir.load_encoder(run_dir, workdir.HEAD_FILE), transform, input_shape,
-                  configuration.to_json(config),
+                  stored_configs.to_json(config),
                   output or os.path.join(run_dir, workdir.EXPORT_DIR))
 
 

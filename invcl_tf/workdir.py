@@ -6,7 +6,7 @@ import os
 import keras
 from absl import logging
 
-from invcl_tf import configuration, errors
+from invcl_tf import errors, stored_configs
 from invcl_tf.models.rebuild import rebuilt
 
 CONFIG_FILE = "config.json"
@@ -47,13 +47,13 @@ def save_model(model, path):
 
 def check_resume(workdir, config):
     """Raises ``WorkdirError`` when ``workdir`` holds a run with a config that ``config`` may
-    not resume (``configuration.RESUMABLE_CHANGES``); returns the allowed changed fields.
+    not resume (``stored_configs.RESUMABLE_CHANGES``); returns the allowed changed fields.
     Writes nothing."""
     stored = read_json(os.path.join(workdir, CONFIG_FILE))
     if stored is None:
         return []
-    refused, allowed = configuration.training_changes(
-        stored, json.loads(configuration.to_json(config)))
+    refused, allowed = stored_configs.training_changes(
+        stored, json.loads(stored_configs.to_json(config)))
     if refused:
         longer = ("; train.epochs cannot change on a run (its learning rate decays to zero over "
                   "the epochs it started with): train longer in a new --workdir"
@@ -69,7 +69,7 @@ def prepare(workdir, config):
     """Creates ``workdir`` and writes ``config.json``, or checks that a stored one matches.
 
     A stored config may differ in fields that do not change what training computes
-    (``configuration.RESUMABLE_CHANGES``): the run goes on, says so, and stores the new
+    (``stored_configs.RESUMABLE_CHANGES``): the run goes on, says so, and stores the new
     values. Any other difference is refused, and nothing is written.
     """
     allowed = check_resume(workdir, config)
@@ -88,7 +88,7 @@ def prepare(workdir, config):
             return
         logging.warning("resuming %s with changed fields that do not change training: %s",
                         workdir, ", ".join(allowed))
-    atomic_write_text(path, configuration.to_json(config))
+    atomic_write_text(path, stored_configs.to_json(config))
 
 
 def load_config(workdir):
@@ -98,7 +98,7 @@ def load_config(workdir):
         raise WorkdirError(f"--workdir {workdir} holds no {CONFIG_FILE}: train there first "
                            "with invcl-train --workdir=" + workdir)
     with open(path) as f:
-        return configuration.from_json(f.read())
+        return stored_configs.from_json(f.read())
 
 
 def load_encoder(workdir, filename=ENCODER_FILE):

@@ -2,9 +2,10 @@
 batches are pure functions of (seed, epoch, step), and ``fit`` (LARS, the warm-up + cosine
 schedule, the penalty) resumed after an epoch from the variables' values ends where the
 uninterrupted run does, bit for bit; on two host devices under ``DataParallel`` it trains as
-one device does (``--distribution``, in float64). The trained encoder and head are saved as ``invcl-train`` saves them, for
-TensorFlow to load. Run by ``tests/test_jax_training.py`` as ``KERAS_BACKEND=jax python -m
-tests.jax_training DIRECTORY|--distribution``; prints one line per check."""
+one device does (``--distribution``, in float64). The trained encoder and head are saved as
+``invcl-train`` saves them, for TensorFlow to load. Run by ``tests/test_jax_training.py`` as
+``KERAS_BACKEND=jax python -m tests.jax_training DIRECTORY|--distribution``; prints one line per
+check."""
 
 import os
 import sys

@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tests.repo_configs import cifar10, cifar100
-from invcl_tf import configuration, eval_protocol, pretraining, serving
+from invcl_tf import eval_protocol, pretraining, serving, stored_configs
 from invcl_tf.data import sources
 from tests.test_cli import _error_lines, _run
 
@@ -79,7 +79,7 @@ def test_train_and_evaluate_on_mock_data(tmp_path):
 
     # The export normalises inside and averages over crop + flip + jitter views in the graph.
     path = serving.export(model.encoder, model.head, data.transform, (32, 32, 3),
-                          configuration.to_json(config), str(tmp_path / "export"))
+                          stored_configs.to_json(config), str(tmp_path / "export"))
     module = tf.saved_model.load(path)
     np.testing.assert_allclose(module.encode(images),
                                model.encoder(data.transform.normalize_images(images)),

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from invcl_tf import configuration, pretraining, workdir
+from invcl_tf import pretraining, stored_configs, workdir
 from invcl_tf.transforms import spirograph
 from tests.interrupts import StopAtStep
 from tests.repo_configs import REPO, config_path, images as images_config
@@ -196,7 +196,7 @@ def test_penalised_geometry_trains_evaluates_and_exports_from_uncropped_images(t
     assert set(found) == {"color_strength", "rotation", "shift"}
     assert [p["value"] for p in found["rotation"]] == [90.0]
     assert all(0 <= p["accuracy"] <= 1 for p in found["rotation"] + found["shift"])
-    zero = sources.robustness_sweeps(data, configuration.with_overrides(
+    zero = sources.robustness_sweeps(data, stored_configs.with_overrides(
         config, {"eval.rotation_values": (0.0,)}))["rotation"][0][1]
     seed = draws.fold(0, 2)
     h_zero, _ = feature_averaging.ViewEncoder(model.encoder, zero, 8).encode(data.test_x, seed)

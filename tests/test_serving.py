@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from tests.repo_configs import spirograph_cpu
-from invcl_tf import configuration, eval_protocol, pretraining, serving
+from invcl_tf import eval_protocol, pretraining, serving, stored_configs
 from invcl_tf.data import sources
 from invcl_tf.transforms import spirograph
 
@@ -28,7 +28,7 @@ def exported(tmp_path_factory):
     model = pretraining.train(config, str(root / "run"), verbose=0)
     transform, shape = sources.transform_for(config)
     path = serving.export(model.encoder, model.head, transform, shape,
-                          configuration.to_json(config), str(root / "model"))
+                          stored_configs.to_json(config), str(root / "model"))
     return {"model": model, "config": config, "transform": transform, "path": path,
             "root": root}
 
@@ -172,7 +172,7 @@ def test_evaluating_the_saved_model_matches_the_checkpoint(exported):
 
 
 def test_bfloat16_evaluation_rounds_the_encoder_and_nothing_else(exported):
-    config = configuration.with_overrides(exported["config"],
+    config = stored_configs.with_overrides(exported["config"],
                                           {"eval.num_passes": (1, 10)})
     data = sources.load(config)
     encoder = exported["model"].encoder

@@ -3,7 +3,7 @@
 import csv
 import os
 
-from invcl_tf import configuration, results_io
+from invcl_tf import results_io, stored_configs
 from tuning import oracles
 from tuning.hypermodel import BASELINE, baseline_settings, trial_config
 
@@ -17,7 +17,7 @@ its files are in trial_{trial_id}), {objective} = {score:.6g}.
     python -m invcl_tf.train --config={path} --workdir=runs/best
 """
 
-from invcl_tf import configuration
+from invcl_tf import stored_configs
 
 _CONFIG = """{config_json}"""
 
@@ -26,7 +26,7 @@ def get_config(arg=None):
     """The best trial's full config, typed as the schema is: every field can be overridden
     with --config.<field>=value."""
     del arg
-    return configuration.from_json(_CONFIG, locked=False)
+    return stored_configs.from_json(_CONFIG, locked=False)
 '''
 
 
@@ -79,7 +79,7 @@ def write_outputs(tuner, hypermodel, directory):
         f.write(_CONFIG_TEMPLATE.format(
             trial=trial_number(best.trial_id), trial_id=best.trial_id, directory=directory,
             objective=hypermodel.objective.name, score=best.score, path=best_path,
-            config_json=configuration.to_json(config)))
+            config_json=stored_configs.to_json(config)))
     return csv_path, best_path, plot(rows, hypermodel.objective.name,
                                      os.path.join(directory, PLOT_FILE))
 
