@@ -86,9 +86,11 @@ def fit_checks(targets):
         variable.assign(value)
     resumed.fit(batches(targets, 1), epochs=EPOCHS, initial_epoch=1, steps_per_epoch=STEPS,
                 verbose=0)
-    error = max(float(np.abs(a.astype(float) - b.astype(float)).max())
-                for a, b in zip(values(full), values(resumed)))
-    check("a run resumed after an epoch ends where the whole run does", error == 0.0,
+    error = max(float(np.abs(a.astype(float) - b.astype(float)).max()
+                      / max(np.abs(a).max(), 1e-12)) for a, b in zip(values(full), values(resumed)))
+    # 0.0 on this CPU (XLA's compiled step is deterministic); held to 1e-6 relative. Keras's
+    # shuffling of the batches' order, before it was turned off, moved weights by up to 9.0.
+    check("a run resumed after an epoch ends where the whole run does", error < 1e-6,
           f"{error:.2e}")
     return full
 
