@@ -31,10 +31,13 @@ class TrainBatches(keras.utils.PyDataset):
         self.start = int(start_epoch) * self.steps + int(start_step)
         self.stop = int(epochs) * self.steps
         base = draws.fold(seed, draws.STREAM_TRAIN)
+        self._epoch_seed = jax.jit(lambda epoch: draws.fold(base, epoch))
+        self._permutation = jax.jit(
+            lambda epoch_seed: jnp.argsort(stateless_random.uniform(epoch_seed,
+                                                                    [len(self.table)])))
+        self._epoch = None  # (epoch, its seed, its permutation): drawn once per epoch
 
-        def draw(epoch, step):
-            epoch_seed = draws.fold(base, epoch)
-            order = jnp.argsort(stateless_random.uniform(epoch_seed, [len(self.table)]))
+        def draw(epoch, epoch_seed, order, step):
             rows = jax.lax.dynamic_slice_in_dim(order, step * self.batch_size, self.batch_size)
             drawn = draws.draw_views(transform, self.table[rows], draws.fold(epoch_seed, step),
                                      num_extra)
@@ -48,4 +51,7 @@ class TrainBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         epoch, step = divmod(self.start + int(index), self.steps)
-        return self._draw(epoch, step)
+        if self._epoch is None or self._epoch[0] != epoch:
+            epoch_seed = self._epoch_seed(epoch)
+            self._epoch = epoch, epoch_seed, self._permutation(epoch_seed)
+        return self._draw(*self._epoch, step)
